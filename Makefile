@@ -1,0 +1,36 @@
+# Two commands for a newcomer: `make demo` and `make test`. Both create .venv and install first.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+PYTEST_WORKERS ?= 2
+DEMO_HOME ?= .cvcycle/demo
+
+.PHONY: install demo test lint bench clean
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	rm -rf $(DEMO_HOME) $(DEMO_HOME)-out
+	CVCYCLE_HOME=$(DEMO_HOME) bash scripts/demo-data.sh $(DEMO_HOME)-out
+
+test: install
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS)
+
+lint: install
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+bench: install
+	$(BIN)/python bench/datasets.py
+
+clean:
+	rm -rf $(VENV) .cvcycle .pytest_cache .mypy_cache .ruff_cache

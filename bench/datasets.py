@@ -1,0 +1,180 @@
+"""Dataset benchmarks, SQLite and PostgreSQL side by side.
+
+Prints: registering 100,000 frames; adding 1,000,000 boxes to the working copy and committing
+them; a 1,000-box change committed on top (cost follows the change); the diff of the two 1M-box
+versions; a 100,000-box slice snapshot; materialising the 1M-box manifest; and frame-ingest
+throughput as a ratio to plain PyAV decoding. Run with ``make bench`` (``--frames`` to scale).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+from sqlalchemy import create_engine, select, text
+
+from cvcycle.data.datasets import resolve_ref
+from cvcycle.data.ingest import record_media
+from cvcycle.data.labels import BoxInput, add_boxes, edit_box
+from cvcycle.data.manifest import materialize_manifest
+from cvcycle.data.refs import DatasetRef
+from cvcycle.data.snapshot import iter_boxes
+from cvcycle.data.versions import commit_version, diff_versions
+from cvcycle.db import Database, upgrade_database
+from cvcycle.db.models import Label, Media
+from cvcycle.store import BlobStore
+
+sys.path.insert(0, str(Path(__file__).parent))
+from ingest import measure_ingest  # noqa: E402
+
+PG_SERVER = os.environ.get("CVCYCLE_BENCH_PG", "postgresql+psycopg://postgres@127.0.0.1:5432")
+FRAMES_PER_MEDIUM = 1_000
+BOXES_PER_FRAME = 10
+
+
+def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
+    start = time.perf_counter()
+    result = fn()
+    return time.perf_counter() - start, result
+
+
+def run(db: Database, store: BlobStore, frames: int, manifests: Path) -> dict[str, float]:
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 48)).save(buf, format="JPEG")
+    blob = store.put_bytes(buf.getvalue())
+    media_count = frames // FRAMES_PER_MEDIUM
+    figures: dict[str, float] = {}
+
+    def register() -> list[int]:
+        ids: list[int] = []
+        with db.write() as s:
+            for m in range(media_count):
+                media = Media(
+                    sha256=hashlib.sha256(f"bench-{m}".encode()).hexdigest(), kind="video", file_name=f"m{m}.mp4",
+                    blob_key=blob.key, size=blob.size, width=640, height=360, fps=10.0,
+                    frame_count=FRAMES_PER_MEDIUM, duration_s=100.0, codec="h264",
+                    source="cam-3" if m % 10 == 0 else f"cam-{m % 7}", attributes={"lighting": "day"},
+                )  # fmt: skip
+                rows = [
+                    {"index": i, "timestamp_s": i / 10, "blob_key": blob.key, "blob_size": blob.size, "width": 640, "height": 360}
+                    for i in range(FRAMES_PER_MEDIUM)
+                ]
+                ids.extend(record_media(s, "bench", media, rows).frame_ids)
+        return ids
+
+    figures["register 100k frames"], frame_ids = timed(register)
+    boxes = [
+        BoxInput(frame_id=f, cls=("person", "fallen_person")[b % 2], x=10 * b, y=20, w=30, h=60, track_id=b)
+        for f in frame_ids
+        for b in range(BOXES_PER_FRAME)
+    ]
+
+    def add() -> None:
+        with db.write() as s:
+            add_boxes(s, "bench", boxes, author="bench")
+
+    figures["add 1M boxes to working copy"], _ = timed(add)
+
+    def commit(message: str) -> None:
+        with db.write() as s:
+            commit_version(s, "bench", message)
+
+    figures["commit v1 (1M boxes)"], _ = timed(lambda: commit("1M boxes"))
+    figures["add + commit 1M boxes (goal <= 20 s)"] = (
+        figures["add 1M boxes to working copy"] + figures["commit v1 (1M boxes)"]
+    )
+
+    with db.read() as s:
+        keys = list(s.scalars(select(Label.key).where(Label.deleted_v.is_(None)).order_by(Label.key).limit(1000)))
+
+    def edit() -> None:
+        with db.write() as s:
+            for key in keys:
+                edit_box(s, "bench", key, 1, {"x": 11})
+
+    figures["edit 1,000 boxes (working copy)"], _ = timed(edit)
+    figures["commit 1,000-box change (goal <= 0.5 s)"], _ = timed(lambda: commit("1k edits"))
+
+    def diff() -> dict[str, Any]:
+        with db.read() as s:
+            return diff_versions(s, "bench", 1, 2)
+
+    figures["diff v1..v2 of 1M boxes (goal <= 2 s)"], d = timed(diff)
+    assert d["labels"]["changed"]["count"] == 1000, d["labels"]["changed"]["count"]
+
+    def snapshot() -> int:
+        with db.read() as s:
+            ref = resolve_ref(s, DatasetRef("bench", 2))
+            return sum(1 for _ in iter_boxes(s, ref, "source=cam-3"))
+
+    figures["100k-box slice snapshot (goal <= 1 s)"], n = timed(snapshot)
+    assert n == frames // 10 * BOXES_PER_FRAME, n
+
+    def materialize() -> int:
+        with db.read() as s:
+            return materialize_manifest(s, DatasetRef("bench", 2), None, manifests).boxes
+
+    figures["materialise 1M-box manifest (goal <= 10 s)"], n = timed(materialize)
+    assert n == len(boxes), n
+    return figures
+
+
+def sqlite_db(tmp: Path) -> Database:
+    url = f"sqlite:///{tmp / 'bench.db'}"
+    upgrade_database(url)
+    return Database(url)
+
+
+def postgres_db() -> Database | None:
+    try:
+        admin = create_engine(f"{PG_SERVER}/postgres", isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3})
+        with admin.connect() as conn:
+            conn.execute(text("DROP DATABASE IF EXISTS cvcycle_bench WITH (FORCE)"))
+            conn.execute(text("CREATE DATABASE cvcycle_bench"))
+        admin.dispose()
+    except Exception as exc:  # noqa: BLE001 - report and carry on with SQLite alone
+        print(f"PostgreSQL skipped: {exc.__class__.__name__}: {exc}", file=sys.stderr)
+        return None
+    url = f"{PG_SERVER}/cvcycle_bench"
+    upgrade_database(url)
+    return Database(url)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--frames", type=int, default=100_000, help="frames (x10 boxes); default 100,000")
+    args = parser.parse_args()
+    results: dict[str, dict[str, float]] = {}
+    with tempfile.TemporaryDirectory(prefix="cvcycle-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        store = BlobStore.from_url((tmp / "store").as_uri())
+        for backend, factory in (("sqlite", lambda: sqlite_db(tmp)), ("postgresql", postgres_db)):
+            db = factory()
+            if db is None:
+                continue
+            print(f"running on {backend} ...", file=sys.stderr, flush=True)
+            results[backend] = run(db, store, args.frames, tmp / f"manifests-{backend}")
+            db.dispose()
+        ingest = measure_ingest()
+    names = list(next(iter(results.values())))
+    width = max(len(n) for n in names) + 2
+    print(f"\n{'':{width}}" + "".join(f"{b:>12}" for b in results))
+    for name in names:
+        print(f"{name:{width}}" + "".join(f"{results[b][name]:>11.2f}s" for b in results))
+    print(
+        f"\nframe ingest (decode + JPEG, goal ratio >= 0.5): {ingest['ingest_fps']:.0f} fps vs plain PyAV "
+        f"decode {ingest['decode_fps']:.0f} fps -> ratio {ingest['ratio']:.2f}"
+    )
+
+
+if __name__ == "__main__":
+    main()

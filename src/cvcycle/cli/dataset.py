@@ -1,0 +1,184 @@
+"""``cvcycle dataset ...``: commit, log, show, diff, slices and manifests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from cvcycle.cli.common import JsonOption, console, database, handle_errors, print_json
+from cvcycle.data.datasets import resolve_ref
+from cvcycle.data.manifest import materialize_manifest
+from cvcycle.data.refs import DatasetRef, parse_dataset_ref
+from cvcycle.data.slices import count_frames, delete_slice, list_slices, resolve_slice, save_slice
+from cvcycle.data.snapshot import show_dataset
+from cvcycle.data.versions import commit_version, diff_versions, list_versions
+from cvcycle.errors import InvalidInput
+from cvcycle.settings import get_settings
+
+app = typer.Typer(no_args_is_help=True)
+
+
+def _version_arg(text: str) -> int | None:
+    """A diff side: a number, or ``working`` for the working copy."""
+    if text in ("working", "wc"):
+        return None
+    if not text.isdigit():
+        raise InvalidInput(f"version {text!r} is not a number", hint="give N, or 'working' for the working copy")
+    return int(text)
+
+
+@app.command()
+@handle_errors
+def commit(
+    name: str = typer.Argument(..., help="Dataset name."),
+    message: str = typer.Option(..., "-m", "--message", help="What this version changes."),
+    author: str = typer.Option("", "--author", help="Who commits."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Make the working copy the next version (cost follows the change, not the dataset)."""
+    with database().write() as session:
+        info = commit_version(session, name, message, author)
+    if as_json:
+        print_json(info.to_json())
+        return
+    change = info.stats["change"]
+    console.print(
+        f"{name}@{info.number}: +{change['frames']['added']} frames, "
+        f"+{sum(change['labels']['added'].values())} -{sum(change['labels']['removed'].values())} boxes, "
+        f"+{sum(change['segments']['added'].values())} segments",
+        highlight=False,
+    )
+
+
+@app.command()
+@handle_errors
+def log(name: str = typer.Argument(..., help="Dataset name."), as_json: bool = JsonOption) -> None:
+    """The versions of a dataset, newest first."""
+    with database().read() as session:
+        versions = list_versions(session, name)
+    if as_json:
+        print_json([v.to_json() for v in versions])
+        return
+    table = Table("version", "created", "frames", "boxes", "segments", "message")
+    for v in versions:
+        totals = v.stats["totals"]
+        table.add_row(
+            str(v.number), v.created_at.strftime("%Y-%m-%d %H:%M"), str(totals["frames"]),
+            str(totals["labels"]), str(totals["segments"]), v.message,
+        )  # fmt: skip
+    console.print(table)
+
+
+@app.command()
+@handle_errors
+def show(
+    ref: str = typer.Argument(..., help="NAME@V, NAME@latest, or NAME for the working copy."),
+    slice: str | None = typer.Option(None, "--slice", help="A slice name or a filter such as lighting=night."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Frames, media, and boxes and segments per class of a version."""
+    with database().read() as session:
+        data = show_dataset(session, parse_dataset_ref(ref), slice)
+    if as_json:
+        print_json(data)
+        return
+    where = f"{data['dataset']}@{data['version']}" if data["version"] else f"{data['dataset']} (working copy)"
+    console.print(f"{where}  slice={data['slice']['name']}", highlight=False)
+    console.print(f"frames {data['frames']}  media {data['media']}  splits {data['splits']}", highlight=False)
+    for kind in ("labels", "segments"):
+        per_class = ", ".join(f"{k}={v}" for k, v in data[kind]["per_class"].items()) or "-"
+        console.print(f"{kind} {data[kind]['total']}: {per_class}", highlight=False)
+
+
+@app.command()
+@handle_errors
+def diff(
+    name: str = typer.Argument(..., help="Dataset name."),
+    old: str = typer.Argument(..., help="Older version number."),
+    new: str = typer.Argument("working", help="Newer version number, or 'working'."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Frames, boxes, segments and tags added, removed or changed between two versions."""
+    with database().read() as session:
+        head = resolve_ref(session, DatasetRef(name)).dataset.head
+        a, b = (_version_arg(old) or head + 1), (_version_arg(new) or head + 1)
+        data = diff_versions(session, name, a, b)
+    if as_json:
+        print_json(data)
+        return
+    console.print(f"{name} {old} -> {new}", highlight=False)
+    for kind in ("frames", "labels", "segments", "tags"):
+        part = data[kind]
+        changed = f" ~{part['changed']['count']}" if "changed" in part else ""
+        console.print(f"  {kind:9} +{part['added']['count']} -{part['removed']['count']}{changed}", highlight=False)
+
+
+@app.command()
+@handle_errors
+def slices(
+    ref: str = typer.Argument(..., help="NAME@V, NAME@latest, or NAME for the working copy."),
+    as_json: bool = JsonOption,
+) -> None:
+    """The slices of a version with their frame counts."""
+    with database().read() as session:
+        resolved = resolve_ref(session, parse_dataset_ref(ref))
+        rows = [
+            {**spec.to_json(), "frame_count": count_frames(session, resolve_slice(session, resolved, spec.name))}
+            for spec in list_slices(session, resolved)
+        ]
+    if as_json:
+        print_json(rows)
+        return
+    table = Table("slice", "kind", "definition", "frames")
+    for row in rows:
+        definition = row.get("filter") or (f"{row['frames']} listed frames" if "frames" in row else "")
+        table.add_row(row["name"], row["kind"], definition, str(row["frame_count"]))
+    console.print(table)
+
+
+@app.command("slice")
+@handle_errors
+def slice_cmd(
+    name: str = typer.Argument(..., help="Dataset name."),
+    slice_name: str = typer.Argument(..., help="Slice name."),
+    filter: str | None = typer.Option(None, "--filter", help="e.g. lighting=night,tag=hard_negative"),
+    frames: Path | None = typer.Option(None, "--frames", help="A file of frame ids, one per line."),
+    delete: bool = typer.Option(False, "--delete", help="Remove the slice from the working copy."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Create, redefine or delete a named slice in the working copy (commit to version it)."""
+    frame_ids = None
+    if frames is not None:
+        try:
+            frame_ids = [int(line) for line in frames.read_text().split() if line]
+        except ValueError as exc:
+            raise InvalidInput(f"{frames}: every line must be a frame id ({exc})") from exc
+    with database().write() as session:
+        if delete:
+            delete_slice(session, name, slice_name)
+            spec = None
+        else:
+            spec = save_slice(session, name, slice_name, filter=filter, frame_ids=frame_ids)
+    if as_json:
+        print_json(spec.to_json() if spec else {"deleted": slice_name})
+    else:
+        console.print(f"slice {slice_name} {'deleted' if spec is None else 'saved'} in {name} (working copy)")
+
+
+@app.command()
+@handle_errors
+def materialize(
+    ref: str = typer.Argument(..., help="NAME@V or NAME@latest."),
+    slice: str | None = typer.Option(None, "--slice", help="A slice name or a filter."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Write the Parquet training manifest of a version (cached per version and slice)."""
+    with database().read() as session:
+        manifest = materialize_manifest(session, parse_dataset_ref(ref), slice, get_settings().manifests_dir)
+    if as_json:
+        print_json(manifest.to_json())
+        return
+    state = "cached" if manifest.cached else "written"
+    console.print(f"{manifest.path} ({state}): {manifest.frames} frames, {manifest.boxes} boxes")

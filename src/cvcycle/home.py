@@ -1,0 +1,26 @@
+"""The home of an installation: creating it (idempotent) and describing where things are."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.engine import make_url
+
+from cvcycle.db.migrate import head_revision, upgrade_database
+from cvcycle.settings import Settings
+from cvcycle.store import open_store
+
+
+def init_home(settings: Settings) -> dict[str, Any]:
+    """Create the home directory, migrate the database to the newest schema, open the store."""
+    settings.home.mkdir(parents=True, exist_ok=True)
+    settings.manifests_dir.mkdir(parents=True, exist_ok=True)
+    upgrade_database(settings.database_url)
+    open_store(settings)
+    return {
+        "home": str(settings.home),
+        "database": make_url(settings.database_url).render_as_string(hide_password=True),
+        "schema": head_revision(),
+        "store": settings.blob_store_url,
+        "tracking": settings.tracking_url,
+    }

@@ -1,0 +1,69 @@
+"""Configuration: one pydantic-settings model read from ``CVCYCLE_*`` environment variables.
+
+Defaults give the embedded, zero-config setup: everything lives under ``CVCYCLE_HOME``
+(``./.cvcycle`` by default, like ``mlruns`` for MLflow): a SQLite database, a blob directory and an
+MLflow SQLite store. Each can be pointed elsewhere by URL.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Where cvcycle keeps its state. Every field is ``CVCYCLE_<FIELD>`` in the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="CVCYCLE_", extra="ignore")
+
+    home: Path = Field(default=Path(".cvcycle"), description="Directory for the embedded default state.")
+    db_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the metadata database; default sqlite:///<home>/cvcycle.db. "
+        "PostgreSQL: postgresql+psycopg://user@host:5432/db",
+    )
+    store_url: str | None = Field(
+        default=None,
+        description="fsspec URL of the blob store; default file://<home>/store. S3: s3://bucket/prefix",
+    )
+    tracking_uri: str | None = Field(
+        default=None, description="MLflow tracking URI; default sqlite:///<home>/mlflow.db"
+    )
+    cache_dir: Path | None = Field(
+        default=None, description="Local read cache for remote blob stores; default <home>/cache"
+    )
+    sqlite_busy_timeout_ms: int = Field(default=30_000, ge=0)
+
+    @field_validator("home")
+    @classmethod
+    def _absolute_home(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @property
+    def database_url(self) -> str:
+        return self.db_url or f"sqlite:///{self.home / 'cvcycle.db'}"
+
+    @property
+    def blob_store_url(self) -> str:
+        return self.store_url or (self.home / "store").as_uri()
+
+    @property
+    def tracking_url(self) -> str:
+        return self.tracking_uri or f"sqlite:///{self.home / 'mlflow.db'}"
+
+    @property
+    def read_cache_dir(self) -> Path:
+        return self.cache_dir or self.home / "cache"
+
+    @property
+    def manifests_dir(self) -> Path:
+        return self.home / "manifests"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()
