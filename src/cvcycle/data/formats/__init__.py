@@ -1,0 +1,1 @@
+"""Readers and writers of annotation formats (COCO, CVAT, YOLO, MOT, ActivityNet)."""
