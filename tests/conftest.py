@@ -11,6 +11,7 @@ import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -112,31 +113,55 @@ def worker_id(request: pytest.FixtureRequest) -> str:
 def make_medium(db: Database, store: BlobStore):  # type: ignore[no-untyped-def]
     """Add a medium of ``frames`` frames to a dataset's working copy, without decoding a file.
 
-    Every frame points at one real JPEG blob, so exports and manifests read real pixels.
+    Every frame has its own real JPEG blob, so exports and manifests read real pixels.
     """
     import hashlib
     import io
+
+    import numpy as np
 
     from PIL import Image
 
     from cvcycle.data.ingest import record_media
     from cvcycle.db.models import Media
 
-    buf = io.BytesIO()
-    Image.new("RGB", (64, 48), (120, 80, 40)).save(buf, format="JPEG")
-    blob = store.put_bytes(buf.getvalue())
+    def jpeg(seed: int) -> Any:
+        buf = io.BytesIO()
+        pixels = np.random.default_rng(seed).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(buf, format="JPEG")
+        return store.put_bytes(buf.getvalue())
+
     counter = iter(range(1_000_000))
 
     def make(name: str, frames: int = 5, *, source: str = "", **attributes: str):  # type: ignore[no-untyped-def]
         n = next(counter)
         sha = hashlib.sha256(f"{name}-{n}-{source}-{attributes}".encode()).hexdigest()
+        blobs = [jpeg(n * 1000 + i) for i in range(frames)]
+        blob = blobs[0]
         media = Media(
-            sha256=sha, kind="video", file_name=f"m{n}.mp4", blob_key=blob.key, size=blob.size, width=64,
-            height=48, fps=10.0, frame_count=frames, duration_s=frames / 10, codec="h264", source=source,
+            sha256=sha,
+            kind="video",
+            file_name=f"m{n}.mp4",
+            blob_key=blob.key,
+            size=blob.size,
+            width=64,
+            height=48,
+            fps=10.0,
+            frame_count=frames,
+            duration_s=frames / 10,
+            codec="h264",
+            source=source,
             attributes=dict(attributes),
         )
         rows = [
-            {"index": i, "timestamp_s": i / 10, "blob_key": blob.key, "blob_size": blob.size, "width": 64, "height": 48}
+            {
+                "index": i,
+                "timestamp_s": i / 10,
+                "blob_key": blobs[i].key,
+                "blob_size": blobs[i].size,
+                "width": 64,
+                "height": 48,
+            }
             for i in range(frames)
         ]
         with db.write() as session:

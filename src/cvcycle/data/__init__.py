@@ -1,0 +1,1 @@
+"""Datasets: media, frames, labels, action segments, tags, versions, slices, diffs, manifests."""

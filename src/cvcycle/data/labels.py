@@ -1,0 +1,518 @@
+"""The working copy: adding, editing and deleting boxes, action segments, tags and frames.
+
+Every function here writes into version ``head + 1`` under the dataset lock. Rows are never
+updated in place except to close them: an edit closes the current row (``deleted_v = head + 1``)
+and inserts its successor with the same ``key`` and ``rev + 1``. The close is a compare-and-set on
+the row that the caller last saw, so a stale revision raises Conflict instead of overwriting.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from sqlalchemy import and_, insert, select, update
+from sqlalchemy.orm import Session
+
+from cvcycle.data.datasets import allocate_keys, lock_dataset
+from cvcycle.data.versions import visible_at
+from cvcycle.db.models import Dataset, DatasetFrame, Frame, Label, Media, Segment, Tag
+from cvcycle.errors import Conflict, InvalidInput, NotFound
+
+LABEL_SOURCES = ("human", "pseudo", "import")
+# Exporters round coordinates; a box this close to the border is clipped, further out is an error.
+BORDER_TOLERANCE_PX = 1.0
+INSERT_BATCH = 20_000
+
+
+@dataclass(frozen=True)
+class BoxInput:
+    """A box to write: pixel coordinates, x/y top-left."""
+
+    frame_id: int
+    cls: str
+    x: float
+    y: float
+    w: float
+    h: float
+    track_id: int | None = None
+    score: float | None = None
+    source: str = "human"
+    attributes: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class SegmentInput:
+    """An action of ``cls`` over the inclusive frame-index range [start_frame, end_frame] of a medium."""
+
+    media_id: int
+    cls: str
+    start_frame: int
+    end_frame: int
+    track_id: int | None = None
+    source: str = "human"
+    attributes: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class LabelRecord:
+    id: int
+    key: int
+    rev: int
+    frame_id: int
+    cls: str
+    x: float
+    y: float
+    w: float
+    h: float
+    track_id: int | None
+    score: float | None
+    source: str
+    attributes: dict[str, Any] | None
+    author: str | None
+    created_v: int
+    deleted_v: int | None
+
+    @classmethod
+    def of(cls, row: Label) -> LabelRecord:
+        return cls(
+            row.id,
+            row.key,
+            row.rev,
+            row.frame_id,
+            row.cls,
+            row.x,
+            row.y,
+            row.w,
+            row.h,
+            row.track_id,
+            row.score,
+            row.source,
+            row.attributes,
+            row.author,
+            row.created_v,
+            row.deleted_v,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class SegmentRecord:
+    id: int
+    key: int
+    rev: int
+    media_id: int
+    cls: str
+    start_frame: int
+    end_frame: int
+    track_id: int | None
+    source: str
+    attributes: dict[str, Any] | None = field(default=None)
+
+    @classmethod
+    def of(cls, row: Segment) -> SegmentRecord:
+        return cls(
+            row.id,
+            row.key,
+            row.rev,
+            row.media_id,
+            row.cls,
+            row.start_frame,
+            row.end_frame,
+            row.track_id,
+            row.source,
+            row.attributes,
+        )
+
+
+def _check_class(cls: str, where: str) -> None:
+    if not cls or len(cls) > 100 or cls.strip() != cls:
+        raise InvalidInput(f"{where}: class name {cls!r} is empty, too long or padded with spaces")
+
+
+def _check_box(box: BoxInput, width: int, height: int, where: str) -> BoxInput:
+    _check_class(box.cls, where)
+    if box.source not in LABEL_SOURCES:
+        raise InvalidInput(f"{where}: source {box.source!r} is not one of {', '.join(LABEL_SOURCES)}")
+    for name in ("x", "y", "w", "h"):
+        if not math.isfinite(getattr(box, name)):
+            raise InvalidInput(f"{where}: {name} is not a finite number")
+    if box.w <= 0 or box.h <= 0:
+        raise InvalidInput(f"{where}: box size must be positive, got w={box.w:g} h={box.h:g}")
+    tol = BORDER_TOLERANCE_PX
+    if box.x < -tol or box.y < -tol or box.x + box.w > width + tol or box.y + box.h > height + tol:
+        raise InvalidInput(
+            f"{where}: box x={box.x:g} y={box.y:g} w={box.w:g} h={box.h:g} lies outside the "
+            f"{width}x{height} frame"
+        )
+    x0, y0 = max(box.x, 0.0), max(box.y, 0.0)
+    x1, y1 = min(box.x + box.w, float(width)), min(box.y + box.h, float(height))
+    if (x0, y0, x1 - x0, y1 - y0) != (box.x, box.y, box.w, box.h):
+        box = replace(box, x=x0, y=y0, w=x1 - x0, h=y1 - y0)
+    return box
+
+
+def _frame_sizes(session: Session, dataset: Dataset, frame_ids: Iterable[int]) -> dict[int, tuple[int, int]]:
+    """Width and height of those frames that are in the working copy of the dataset."""
+    wanted = sorted(set(frame_ids))
+    sizes: dict[int, tuple[int, int]] = {}
+    for start in range(0, len(wanted), 10_000):
+        chunk = wanted[start : start + 10_000]
+        rows = session.execute(
+            select(Frame.id, Frame.width, Frame.height)
+            .join(DatasetFrame, DatasetFrame.frame_id == Frame.id)
+            .where(
+                DatasetFrame.dataset_id == dataset.id,
+                visible_at(DatasetFrame, dataset.working_version),
+                Frame.id.in_(chunk),
+            )
+        )
+        sizes.update({int(i): (int(w), int(h)) for i, w, h in rows})
+    return sizes
+
+
+def add_boxes(session: Session, name: str, boxes: Sequence[BoxInput], author: str | None = None) -> list[int]:
+    """Add boxes to the working copy; returns their keys. All or nothing."""
+    dataset = lock_dataset(session, name)
+    sizes = _frame_sizes(session, dataset, (b.frame_id for b in boxes))
+    checked = []
+    for i, box in enumerate(boxes):
+        if box.frame_id not in sizes:
+            raise NotFound(f"box {i}: frame {box.frame_id} is not in the working copy of {name!r}")
+        checked.append(_check_box(box, *sizes[box.frame_id], where=f"box {i}"))
+    first = allocate_keys(dataset, len(checked))
+    version = dataset.working_version
+    rows = [
+        {
+            "dataset_id": dataset.id,
+            "key": first + i,
+            "rev": 1,
+            "frame_id": b.frame_id,
+            "cls": b.cls,
+            "x": b.x,
+            "y": b.y,
+            "w": b.w,
+            "h": b.h,
+            "track_id": b.track_id,
+            "score": b.score,
+            "source": b.source,
+            "attributes": b.attributes,
+            "author": author,
+            "created_v": version,
+            "deleted_v": None,
+        }
+        for i, b in enumerate(checked)
+    ]
+    for start in range(0, len(rows), INSERT_BATCH):
+        session.execute(insert(Label), rows[start : start + INSERT_BATCH])
+    return [first + i for i in range(len(rows))]
+
+
+def current_label(session: Session, name: str, key: int) -> LabelRecord:
+    """The label ``key`` as the working copy has it."""
+    from cvcycle.data.datasets import get_dataset
+
+    dataset = get_dataset(session, name)
+    row = session.scalar(
+        select(Label).where(
+            Label.dataset_id == dataset.id, Label.key == key, visible_at(Label, dataset.working_version)
+        )
+    )
+    if row is None:
+        raise NotFound(f"label {key} does not exist in the working copy of {name!r}")
+    return LabelRecord.of(row)
+
+
+def _close_current(
+    session: Session, model: type[Label] | type[Segment], dataset: Dataset, key: int, expected_rev: int
+) -> Any:
+    version = dataset.working_version
+    row = session.scalar(
+        select(model).where(model.dataset_id == dataset.id, model.key == key, visible_at(model, version))
+    )
+    kind = "label" if model is Label else "segment"
+    if row is None:
+        raise NotFound(f"{kind} {key} does not exist in the working copy of {dataset.name!r}")
+    if row.rev != expected_rev:
+        raise Conflict(
+            f"{kind} {key} is at revision {row.rev}, the edit was made on revision {expected_rev}",
+            hint="reload it, re-apply the change and save again",
+        )
+    closed = session.execute(
+        update(model)
+        .where(and_(model.id == row.id, model.deleted_v.is_(None)))
+        .values(deleted_v=version)
+        .execution_options(synchronize_session=False)
+    )
+    if closed.rowcount != 1:  # type: ignore[attr-defined]
+        raise Conflict(f"{kind} {key} was changed by another writer", hint="reload it and save again")
+    session.expire(row)
+    return row
+
+
+def edit_box(
+    session: Session,
+    name: str,
+    key: int,
+    expected_rev: int,
+    changes: dict[str, Any],
+    author: str | None = None,
+) -> LabelRecord:
+    """Replace label ``key`` (at revision ``expected_rev``) by a copy with ``changes`` applied."""
+    allowed = {"cls", "x", "y", "w", "h", "track_id", "score", "source", "attributes"}
+    unknown = set(changes) - allowed
+    if unknown:
+        raise InvalidInput(
+            f"cannot change {', '.join(sorted(unknown))} of a label", hint=f"allowed: {allowed}"
+        )
+    dataset = lock_dataset(session, name)
+    old = _close_current(session, Label, dataset, key, expected_rev)
+    box = BoxInput(
+        frame_id=old.frame_id,
+        cls=old.cls,
+        x=old.x,
+        y=old.y,
+        w=old.w,
+        h=old.h,
+        track_id=old.track_id,
+        score=old.score,
+        source=old.source,
+        attributes=old.attributes,
+    )
+    # A human touching a pseudo-label makes it a human label unless told otherwise.
+    if old.source == "pseudo" and "source" not in changes:
+        changes = {**changes, "source": "human"}
+    box = replace(box, **changes)
+    frame = session.get(Frame, old.frame_id)
+    assert frame is not None
+    box = _check_box(box, frame.width, frame.height, where=f"label {key}")
+    new = Label(
+        dataset_id=dataset.id,
+        key=key,
+        rev=old.rev + 1,
+        frame_id=box.frame_id,
+        cls=box.cls,
+        x=box.x,
+        y=box.y,
+        w=box.w,
+        h=box.h,
+        track_id=box.track_id,
+        score=box.score,
+        source=box.source,
+        attributes=box.attributes,
+        author=author,
+        created_v=dataset.working_version,
+        deleted_v=None,
+    )
+    session.add(new)
+    session.flush()
+    return LabelRecord.of(new)
+
+
+def delete_box(session: Session, name: str, key: int, expected_rev: int) -> None:
+    dataset = lock_dataset(session, name)
+    _close_current(session, Label, dataset, key, expected_rev)
+
+
+def _media_frame_counts(session: Session, media_ids: Iterable[int]) -> dict[int, int]:
+    ids = sorted(set(media_ids))
+    rows = session.execute(select(Media.id, Media.frame_count).where(Media.id.in_(ids))) if ids else []
+    return {int(i): int(n) for i, n in rows}
+
+
+def _check_segment(seg: SegmentInput, frame_count: int, where: str) -> None:
+    _check_class(seg.cls, where)
+    if seg.source not in LABEL_SOURCES:
+        raise InvalidInput(f"{where}: source {seg.source!r} is not one of {', '.join(LABEL_SOURCES)}")
+    if seg.start_frame < 0 or seg.end_frame < seg.start_frame:
+        raise InvalidInput(f"{where}: frame range {seg.start_frame}..{seg.end_frame} is empty or negative")
+    if seg.end_frame >= frame_count:
+        raise InvalidInput(f"{where}: end frame {seg.end_frame} is past the medium's {frame_count} frames")
+
+
+def add_segments(
+    session: Session, name: str, segments: Sequence[SegmentInput], author: str | None = None
+) -> list[int]:
+    """Add action segments to the working copy; returns their keys. All or nothing."""
+    dataset = lock_dataset(session, name)
+    counts = _media_frame_counts(session, (s.media_id for s in segments))
+    for i, seg in enumerate(segments):
+        if seg.media_id not in counts:
+            raise NotFound(f"segment {i}: medium {seg.media_id} does not exist")
+        _check_segment(seg, counts[seg.media_id], where=f"segment {i}")
+    first = allocate_keys(dataset, len(segments))
+    version = dataset.working_version
+    rows = [
+        {
+            "dataset_id": dataset.id,
+            "key": first + i,
+            "rev": 1,
+            "media_id": s.media_id,
+            "cls": s.cls,
+            "start_frame": s.start_frame,
+            "end_frame": s.end_frame,
+            "track_id": s.track_id,
+            "source": s.source,
+            "attributes": s.attributes,
+            "author": author,
+            "created_v": version,
+            "deleted_v": None,
+        }
+        for i, s in enumerate(segments)
+    ]
+    if rows:
+        session.execute(insert(Segment), rows)
+    return [first + i for i in range(len(rows))]
+
+
+def edit_segment(
+    session: Session,
+    name: str,
+    key: int,
+    expected_rev: int,
+    changes: dict[str, Any],
+    author: str | None = None,
+) -> SegmentRecord:
+    allowed = {"cls", "start_frame", "end_frame", "track_id", "source", "attributes"}
+    unknown = set(changes) - allowed
+    if unknown:
+        raise InvalidInput(
+            f"cannot change {', '.join(sorted(unknown))} of a segment", hint=f"allowed: {allowed}"
+        )
+    dataset = lock_dataset(session, name)
+    old = _close_current(session, Segment, dataset, key, expected_rev)
+    seg = SegmentInput(
+        old.media_id, old.cls, old.start_frame, old.end_frame, old.track_id, old.source, old.attributes
+    )
+    seg = replace(seg, **changes)
+    _check_segment(seg, _media_frame_counts(session, [seg.media_id])[seg.media_id], where=f"segment {key}")
+    new = Segment(
+        dataset_id=dataset.id,
+        key=key,
+        rev=old.rev + 1,
+        media_id=seg.media_id,
+        cls=seg.cls,
+        start_frame=seg.start_frame,
+        end_frame=seg.end_frame,
+        track_id=seg.track_id,
+        source=seg.source,
+        attributes=seg.attributes,
+        author=author,
+        created_v=dataset.working_version,
+        deleted_v=None,
+    )
+    session.add(new)
+    session.flush()
+    return SegmentRecord.of(new)
+
+
+def delete_segment(session: Session, name: str, key: int, expected_rev: int) -> None:
+    dataset = lock_dataset(session, name)
+    _close_current(session, Segment, dataset, key, expected_rev)
+
+
+def add_frames(session: Session, dataset: Dataset, frame_ids: Sequence[int]) -> int:
+    """Put frames into the working copy (those already there are skipped); returns how many were added."""
+    version = dataset.working_version
+    present: set[int] = set()
+    ids = sorted(set(frame_ids))
+    for start in range(0, len(ids), 10_000):
+        chunk = ids[start : start + 10_000]
+        present.update(
+            session.scalars(
+                select(DatasetFrame.frame_id).where(
+                    DatasetFrame.dataset_id == dataset.id,
+                    visible_at(DatasetFrame, version),
+                    DatasetFrame.frame_id.in_(chunk),
+                )
+            )
+        )
+    rows = [
+        {"dataset_id": dataset.id, "frame_id": i, "created_v": version, "deleted_v": None}
+        for i in ids
+        if i not in present
+    ]
+    for start in range(0, len(rows), INSERT_BATCH):
+        session.execute(insert(DatasetFrame), rows[start : start + INSERT_BATCH])
+    return len(rows)
+
+
+def remove_frames(session: Session, name: str, frame_ids: Sequence[int]) -> int:
+    """Take frames (and their boxes and tags) out of the working copy; returns how many were removed."""
+    dataset = lock_dataset(session, name)
+    version = dataset.working_version
+    removed = 0
+    ids = sorted(set(frame_ids))
+    for start in range(0, len(ids), 10_000):
+        chunk = ids[start : start + 10_000]
+        for model in (Label, Tag):
+            session.execute(
+                update(model)
+                .where(model.dataset_id == dataset.id, model.frame_id.in_(chunk), visible_at(model, version))
+                .values(deleted_v=version)
+                .execution_options(synchronize_session=False)
+            )
+        result = session.execute(
+            update(DatasetFrame)
+            .where(
+                DatasetFrame.dataset_id == dataset.id,
+                DatasetFrame.frame_id.in_(chunk),
+                visible_at(DatasetFrame, version),
+            )
+            .values(deleted_v=version)
+            .execution_options(synchronize_session=False)
+        )
+        removed += int(result.rowcount)  # type: ignore[attr-defined]
+    return removed
+
+
+def add_tag(
+    session: Session, name: str, tag: str, *, frame_ids: Sequence[int] = (), media_ids: Sequence[int] = ()
+) -> int:
+    """Tag frames and/or whole media in the working copy (idempotent); returns how many tags were added."""
+    if not tag or len(tag) > 200 or "=" in tag or "," in tag:
+        raise InvalidInput(f"tag {tag!r} is empty, too long, or contains '=' or ','")
+    dataset = lock_dataset(session, name)
+    version = dataset.working_version
+    existing = session.execute(
+        select(Tag.frame_id, Tag.media_id).where(
+            Tag.dataset_id == dataset.id, Tag.name == tag, visible_at(Tag, version)
+        )
+    ).all()
+    have_frames = {f for f, _ in existing if f is not None}
+    have_media = {m for _, m in existing if m is not None}
+    rows = [
+        {"dataset_id": dataset.id, "frame_id": f, "media_id": None, "name": tag, "created_v": version}
+        for f in sorted(set(frame_ids) - have_frames)
+    ] + [
+        {"dataset_id": dataset.id, "frame_id": None, "media_id": m, "name": tag, "created_v": version}
+        for m in sorted(set(media_ids) - have_media)
+    ]
+    if rows:
+        session.execute(insert(Tag), rows)
+    return len(rows)
+
+
+def remove_tag(
+    session: Session, name: str, tag: str, *, frame_ids: Sequence[int] = (), media_ids: Sequence[int] = ()
+) -> int:
+    dataset = lock_dataset(session, name)
+    version = dataset.working_version
+    removed = 0
+    for column, ids in ((Tag.frame_id, frame_ids), (Tag.media_id, media_ids)):
+        if not ids:
+            continue
+        result = session.execute(
+            update(Tag)
+            .where(
+                Tag.dataset_id == dataset.id, Tag.name == tag, column.in_(list(ids)), visible_at(Tag, version)
+            )
+            .values(deleted_v=version)
+            .execution_options(synchronize_session=False)
+        )
+        removed += int(result.rowcount)  # type: ignore[attr-defined]
+    return removed

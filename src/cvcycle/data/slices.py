@@ -1,0 +1,255 @@
+"""Slices: named, versioned selections of frames, and the train/val/test split.
+
+A slice is either a filter over frame and media attributes and tags, or an explicit list of frame
+ids. Filters are clauses joined by ``,`` (all must hold), each ``key=value``, ``key!=value`` or
+``key=a|b`` (any of). Keys: ``split``, ``source``, ``kind`` (video/image), ``tag`` (on the frame
+or on its medium), ``class`` (the frame has a box of that class), ``media`` (sha256 prefix) and
+any other key is a media attribute (``lighting=night``, ``dogs=yes``).
+
+The split of a medium is chosen once, when it first joins a dataset, and never changes, so the
+frames of one video never straddle splits and a version's splits are reproducible. The choice is
+the split furthest below its target share, ties broken by the medium's hash: small datasets get a
+validation and a test medium early, large ones converge to the target ratios.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, and_, exists, func, not_, or_, select
+from sqlalchemy.orm import Session
+
+from cvcycle.data.datasets import ResolvedRef, get_dataset, lock_dataset
+from cvcycle.data.versions import visible_at
+from cvcycle.db.models import Dataset, DatasetFrame, DatasetMedia, Frame, Label, Media, Slice, Tag
+from cvcycle.errors import InvalidInput, NotFound
+
+SPLITS = ("train", "val", "test")
+BUILTIN_SLICES = (*SPLITS, "all")
+_CLAUSE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_.-]*)\s*(!=|=)\s*(.+?)\s*$")
+_SLICE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,199}$")
+
+
+def assign_split(session: Session, dataset: Dataset, media_id: int, sha256: str) -> str:
+    """The split of a medium in a dataset: the stored one, or a new choice recorded now."""
+    existing = session.scalar(
+        select(DatasetMedia.split).where(
+            DatasetMedia.dataset_id == dataset.id, DatasetMedia.media_id == media_id
+        )
+    )
+    if existing is not None:
+        return existing
+    counts = dict(
+        session.execute(
+            select(DatasetMedia.split, func.count())
+            .where(DatasetMedia.dataset_id == dataset.id)
+            .group_by(DatasetMedia.split)
+        ).all()
+    )
+    total = sum(counts.values()) + 1
+    ratios: dict[str, float] = dataset.split_ratios
+    digest = hashlib.sha256(f"{dataset.name}:{sha256}".encode()).digest()
+
+    def deficit(split: str) -> tuple[float, int]:
+        tie = digest[SPLITS.index(split)]
+        return (ratios.get(split, 0.0) * total - counts.get(split, 0), tie)
+
+    split = max(SPLITS, key=deficit)
+    session.add(DatasetMedia(dataset_id=dataset.id, media_id=media_id, split=split))
+    session.flush()
+    return split
+
+
+@dataclass(frozen=True)
+class Clause:
+    key: str
+    values: tuple[str, ...]
+    negate: bool
+
+
+def parse_filter(text: str) -> list[Clause]:
+    """Parse ``lighting=night,tag=hard_negative``; InvalidInput names the clause that is wrong."""
+    clauses = []
+    for part in text.split(","):
+        match = _CLAUSE.match(part)
+        if not match:
+            raise InvalidInput(
+                f"slice filter clause {part.strip()!r} is not key=value",
+                hint="write clauses like lighting=night, source=cam-3, tag=hard_negative, split=val",
+            )
+        key, op, value = match.groups()
+        values = tuple(v.strip() for v in value.split("|"))
+        if not all(values):
+            raise InvalidInput(f"slice filter clause {part.strip()!r} has an empty value")
+        if key == "split" and not set(values) <= set(SPLITS):
+            raise InvalidInput(f"slice filter clause {part.strip()!r}: split is one of {', '.join(SPLITS)}")
+        clauses.append(Clause(key, values, op == "!="))
+    return clauses
+
+
+def _clause_condition(clause: Clause, dataset_id: int, version: int) -> ColumnElement[bool]:
+    values = list(clause.values)
+    condition: ColumnElement[bool]
+    if clause.key == "split":
+        condition = DatasetMedia.split.in_(values)
+    elif clause.key == "source":
+        condition = Media.source.in_(values)
+    elif clause.key == "kind":
+        condition = Media.kind.in_(values)
+    elif clause.key == "media":
+        condition = or_(*(Media.sha256.startswith(v) for v in values))
+    elif clause.key == "tag":
+        condition = exists().where(
+            Tag.dataset_id == dataset_id,
+            Tag.name.in_(values),
+            visible_at(Tag, version),
+            or_(Tag.frame_id == Frame.id, Tag.media_id == Frame.media_id),
+        )
+    elif clause.key == "class":
+        condition = exists().where(
+            Label.dataset_id == dataset_id,
+            Label.frame_id == Frame.id,
+            Label.cls.in_(values),
+            visible_at(Label, version),
+        )
+    else:
+        condition = Media.attributes[clause.key].as_string().in_(values)
+    return not_(condition) if clause.negate else condition
+
+
+def frames_query(
+    ref: ResolvedRef, clauses: list[Clause] | None = None, frame_ids: list[int] | None = None
+) -> Select[Any]:
+    """A query of (frame id, media id, split) for the frames of a version that match."""
+    dataset_id = ref.dataset.id
+    query = (
+        select(Frame.id, Frame.media_id, DatasetMedia.split)
+        .join(DatasetFrame, and_(DatasetFrame.frame_id == Frame.id, DatasetFrame.dataset_id == dataset_id))
+        .join(Media, Media.id == Frame.media_id)
+        .join(DatasetMedia, and_(DatasetMedia.media_id == Media.id, DatasetMedia.dataset_id == dataset_id))
+        .where(visible_at(DatasetFrame, ref.version))
+    )
+    for clause in clauses or []:
+        query = query.where(_clause_condition(clause, dataset_id, ref.version))
+    if frame_ids is not None:
+        query = query.where(Frame.id.in_(frame_ids))
+    return query
+
+
+@dataclass(frozen=True)
+class SliceSpec:
+    """What a slice name or expression means at one version."""
+
+    name: str
+    kind: str  # builtin | filter | list
+    filter: str | None
+    frame_ids: list[int] | None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name, "kind": self.kind}
+        if self.filter is not None:
+            out["filter"] = self.filter
+        if self.frame_ids is not None:
+            out["frames"] = len(self.frame_ids)
+        return out
+
+
+def _stored_slice(session: Session, dataset_id: int, name: str, version: int) -> Slice | None:
+    return session.scalar(
+        select(Slice).where(Slice.dataset_id == dataset_id, Slice.name == name, visible_at(Slice, version))
+    )
+
+
+def slice_spec(session: Session, ref: ResolvedRef, text: str | None) -> SliceSpec:
+    """Resolve a slice argument: None or ``all``, a split, a stored slice, or an ad-hoc filter."""
+    if text is None or text == "all":
+        return SliceSpec("all", "builtin", None, None)
+    if text in SPLITS:
+        return SliceSpec(text, "builtin", f"split={text}", None)
+    if "=" in text:
+        parse_filter(text)
+        return SliceSpec(text, "filter", text, None)
+    stored = _stored_slice(session, ref.dataset.id, text, ref.version)
+    if stored is None:
+        names = [s.name for s in list_slices(session, ref)]
+        raise NotFound(
+            f"slice {text!r} does not exist in {ref.label}",
+            hint=f"slices there: {', '.join(names)}; or give a filter such as lighting=night",
+        )
+    if stored.kind == "filter":
+        return SliceSpec(text, "filter", stored.definition["filter"], None)
+    return SliceSpec(text, "list", None, [int(i) for i in stored.definition["frame_ids"]])
+
+
+def resolve_slice(session: Session, ref: ResolvedRef, text: str | None) -> Select[Any]:
+    """The frames query of a slice argument at the version of ``ref``."""
+    spec = slice_spec(session, ref, text)
+    clauses = parse_filter(spec.filter) if spec.filter else None
+    return frames_query(ref, clauses, spec.frame_ids)
+
+
+def save_slice(
+    session: Session,
+    name: str,
+    slice_name: str,
+    *,
+    filter: str | None = None,
+    frame_ids: list[int] | None = None,
+) -> SliceSpec:
+    """Create or replace a named slice in the working copy of a dataset."""
+    if not _SLICE_NAME.match(slice_name) or slice_name in BUILTIN_SLICES:
+        raise InvalidInput(
+            f"slice name {slice_name!r} is not allowed",
+            hint=f"use letters, digits, '.', '_' or '-'; {', '.join(BUILTIN_SLICES)} are built in",
+        )
+    if (filter is None) == (frame_ids is None):
+        raise InvalidInput(
+            "a slice is either a filter or a list of frames", hint="give exactly one of the two"
+        )
+    dataset = lock_dataset(session, name)
+    version = dataset.working_version
+    definition: dict[str, Any]
+    if filter is not None:
+        parse_filter(filter)
+        kind, definition = "filter", {"filter": filter}
+    else:
+        assert frame_ids is not None
+        kind, definition = "list", {"frame_ids": sorted(set(frame_ids))}
+    old = _stored_slice(session, dataset.id, slice_name, version)
+    if old is not None:
+        if old.kind == kind and old.definition == definition:
+            return slice_spec(session, ResolvedRef(dataset, version, False), slice_name)
+        old.deleted_v = version
+    session.add(
+        Slice(dataset_id=dataset.id, name=slice_name, kind=kind, definition=definition, created_v=version)
+    )
+    session.flush()
+    return slice_spec(session, ResolvedRef(dataset, version, False), slice_name)
+
+
+def delete_slice(session: Session, name: str, slice_name: str) -> None:
+    dataset = lock_dataset(session, name)
+    old = _stored_slice(session, dataset.id, slice_name, dataset.working_version)
+    if old is None:
+        raise NotFound(f"slice {slice_name!r} does not exist in the working copy of {name!r}")
+    old.deleted_v = dataset.working_version
+
+
+def list_slices(session: Session, ref: ResolvedRef) -> list[SliceSpec]:
+    """Built-in and stored slices visible at the version of ``ref``."""
+    get_dataset(session, ref.dataset.name)
+    specs = [slice_spec(session, ref, name) for name in BUILTIN_SLICES]
+    stored = session.scalars(
+        select(Slice.name)
+        .where(Slice.dataset_id == ref.dataset.id, visible_at(Slice, ref.version))
+        .order_by(Slice.name)
+    )
+    specs.extend(slice_spec(session, ref, name) for name in stored)
+    return specs
+
+
+def count_frames(session: Session, query: Select[Any]) -> int:
+    return int(session.scalar(select(func.count()).select_from(query.subquery())) or 0)

@@ -1,0 +1,175 @@
+"""Reading a version: its frames, boxes and segments (optionally through a slice), and a summary."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.orm import Session
+
+from cvcycle.data.datasets import ResolvedRef, resolve_ref
+from cvcycle.data.refs import DatasetRef
+from cvcycle.data.slices import resolve_slice, slice_spec
+from cvcycle.data.versions import visible_at
+from cvcycle.db.models import Frame, Label, Media, Segment
+
+
+@dataclass(frozen=True)
+class FrameRow:
+    frame_id: int
+    media_id: int
+    media_sha256: str
+    media_kind: str
+    file_name: str
+    source: str
+    media_attributes: dict[str, Any]
+    index: int
+    timestamp_s: float
+    blob_key: str
+    blob_size: int
+    width: int
+    height: int
+    split: str
+
+
+@dataclass(frozen=True)
+class BoxRow:
+    frame_id: int
+    id: int
+    key: int
+    rev: int
+    cls: str
+    x: float
+    y: float
+    w: float
+    h: float
+    track_id: int | None
+    score: float | None
+    source: str
+    attributes: dict[str, Any] | None
+
+
+def _selected(session: Session, ref: ResolvedRef, slice_text: str | None) -> Select[Any]:
+    return resolve_slice(session, ref, slice_text).subquery().select()
+
+
+def snapshot_frames(session: Session, ref: ResolvedRef, slice_text: str | None = None) -> list[FrameRow]:
+    sub = resolve_slice(session, ref, slice_text).subquery()
+    rows = session.execute(
+        select(
+            Frame.id,
+            Frame.media_id,
+            Media.sha256,
+            Media.kind,
+            Media.file_name,
+            Media.source,
+            Media.attributes,
+            Frame.index,
+            Frame.timestamp_s,
+            Frame.blob_key,
+            Frame.blob_size,
+            Frame.width,
+            Frame.height,
+            sub.c.split,
+        )
+        .join(sub, sub.c.id == Frame.id)
+        .join(Media, Media.id == Frame.media_id)
+        .order_by(Frame.media_id, Frame.index)
+    )
+    return [FrameRow(*row) for row in rows]
+
+
+def iter_boxes(session: Session, ref: ResolvedRef, slice_text: str | None = None) -> Iterator[BoxRow]:
+    """Boxes of the version in the slice, ordered by frame id."""
+    sub = resolve_slice(session, ref, slice_text).subquery()
+    query = (
+        select(
+            Label.frame_id,
+            Label.id,
+            Label.key,
+            Label.rev,
+            Label.cls,
+            Label.x,
+            Label.y,
+            Label.w,
+            Label.h,
+            Label.track_id,
+            Label.score,
+            Label.source,
+            Label.attributes,
+        )
+        .join(sub, sub.c.id == Label.frame_id)
+        .where(Label.dataset_id == ref.dataset.id, visible_at(Label, ref.version))
+        .order_by(Label.frame_id, Label.id)
+    )
+    for row in session.execute(query.execution_options(yield_per=50_000)):
+        yield BoxRow(*row)
+
+
+def segments_of(session: Session, ref: ResolvedRef, media_ids: list[int]) -> list[Any]:
+    if not media_ids:
+        return []
+    return list(
+        session.scalars(
+            select(Segment)
+            .where(
+                Segment.dataset_id == ref.dataset.id,
+                visible_at(Segment, ref.version),
+                Segment.media_id.in_(media_ids),
+            )
+            .order_by(Segment.media_id, Segment.start_frame)
+        )
+    )
+
+
+def show_dataset(session: Session, ref_text: DatasetRef, slice_text: str | None = None) -> dict[str, Any]:
+    """Counts of frames, media, boxes and segments per class, and frames per split."""
+    ref = resolve_ref(session, ref_text)
+    spec = slice_spec(session, ref, slice_text)
+    sub = resolve_slice(session, ref, slice_text).subquery()
+    frames, media = session.execute(
+        select(func.count(), func.count(func.distinct(sub.c.media_id))).select_from(sub)
+    ).one()
+    splits = dict(session.execute(select(sub.c.split, func.count()).group_by(sub.c.split)).all())
+    per_class = dict(
+        session.execute(
+            select(Label.cls, func.count())
+            .join(sub, sub.c.id == Label.frame_id)
+            .where(Label.dataset_id == ref.dataset.id, visible_at(Label, ref.version))
+            .group_by(Label.cls)
+            .order_by(Label.cls)
+        ).all()
+    )
+    media_sub = select(func.distinct(sub.c.media_id)).scalar_subquery()
+    segments = dict(
+        session.execute(
+            select(Segment.cls, func.count())
+            .where(
+                Segment.dataset_id == ref.dataset.id,
+                visible_at(Segment, ref.version),
+                Segment.media_id.in_(media_sub),
+            )
+            .group_by(Segment.cls)
+            .order_by(Segment.cls)
+        ).all()
+    )
+    return {
+        "dataset": ref.dataset.name,
+        "version": ref.version if ref.committed else None,
+        "working_copy": not ref.committed,
+        "head": ref.dataset.head,
+        "slice": spec.to_json(),
+        "frames": int(frames),
+        "media": int(media),
+        "splits": {k: int(splits.get(k, 0)) for k in ("train", "val", "test")},
+        "labels": {
+            "total": int(sum(per_class.values())),
+            "per_class": {k: int(v) for k, v in per_class.items()},
+        },
+        "segments": {
+            "total": int(sum(segments.values())),
+            "per_class": {k: int(v) for k, v in segments.items()},
+        },
+    }

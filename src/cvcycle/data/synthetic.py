@@ -1,0 +1,112 @@
+"""Synthetic clips from ``cvcycle.synth`` ingested into a dataset together with their ground truth."""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cvcycle.data.ingest import IngestResult, ProgressFn, ingest_file
+from cvcycle.data.interchange import export_coco
+from cvcycle.data.labels import BoxInput, SegmentInput, add_boxes, add_segments
+from cvcycle.data.refs import DatasetRef
+from cvcycle.db.engine import Database
+from cvcycle.store import BlobStore
+from cvcycle.synth import ClipSpec, generate_clips, write_clip
+
+
+@dataclass
+class SynthResult:
+    clips: list[dict[str, Any]]
+    boxes: int
+    segments: int
+    coco: dict[str, Any] | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"clips": self.clips, "boxes": self.boxes, "segments": self.segments, "coco": self.coco}
+
+
+def _add_ground_truth(db: Database, name: str, spec: ClipSpec, result: IngestResult) -> tuple[int, int]:
+    frame_id = dict(enumerate(result.frame_ids))
+    boxes = [
+        BoxInput(
+            frame_id=frame_id[b.frame_index],
+            cls=b.cls,
+            x=b.x,
+            y=b.y,
+            w=b.w,
+            h=b.h,
+            track_id=b.track_id,
+            source="import",
+        )
+        for b in spec.boxes
+    ]
+    segments = [
+        SegmentInput(
+            media_id=result.media_id or 0,
+            cls=s.cls,
+            start_frame=s.start_frame,
+            end_frame=s.end_frame,
+            track_id=s.track_id,
+            source="import",
+        )
+        for s in spec.segments
+    ]
+    with db.write() as session:
+        add_boxes(session, name, boxes, author="synth")
+        add_segments(session, name, segments, author="synth")
+    return len(boxes), len(segments)
+
+
+def add_synthetic_clips(
+    db: Database,
+    store: BlobStore,
+    name: str,
+    *,
+    clips: int,
+    lighting: str,
+    dogs: bool = False,
+    seed: int = 0,
+    out_dir: Path | None = None,
+    progress: ProgressFn | None = None,
+) -> SynthResult:
+    """Render ``clips`` clips, ingest them into ``name`` and add their exact boxes and fall segments.
+
+    Clips already in the dataset (same seed and settings) are left as they are. With ``out_dir``
+    the MP4s go to ``out_dir/videos`` and a COCO export of their frames to ``out_dir``.
+    """
+    specs = generate_clips(clips, lighting, dogs, seed)
+    summary: list[dict[str, Any]] = []
+    total_boxes = total_segments = 0
+    media_shas: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="cvcycle-synth-") as tmp:
+        video_dir = out_dir / "videos" if out_dir else Path(tmp)
+        video_dir.mkdir(parents=True, exist_ok=True)
+        for spec in specs:
+            path = write_clip(spec, video_dir / f"{spec.name}.mp4")
+            result = ingest_file(
+                db, store, name, path, source="synth", attributes=spec.attributes, progress=progress
+            )
+            boxes = segments = 0
+            if result.status in ("ingested", "linked"):
+                boxes, segments = _add_ground_truth(db, name, spec, result)
+            total_boxes += boxes
+            total_segments += segments
+            media_shas.append(result.sha256 or "")
+            summary.append(
+                {
+                    "clip": spec.name,
+                    "status": result.status,
+                    "frames": result.frames,
+                    "split": result.split,
+                    "boxes": boxes,
+                    "segments": segments,
+                    "attributes": spec.attributes,
+                }
+            )
+    coco = None
+    if out_dir is not None:
+        with db.read() as session:
+            coco = export_coco(session, store, DatasetRef(name), f"media={'|'.join(media_shas)}", out_dir)
+    return SynthResult(summary, total_boxes, total_segments, coco)

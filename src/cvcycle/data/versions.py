@@ -1,0 +1,265 @@
+"""Dataset versions: commit, log, and the diff of any two versions.
+
+See ``cvcycle.db.models`` for the row visibility rule. A commit records version ``head + 1`` with
+its statistics and moves ``head``; the statistics are the previous version's plus the change, so
+the commit reads only the rows written since the last commit (indexed by ``created_v`` and
+``deleted_v``), never the whole dataset.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, delete, func, or_, select
+from sqlalchemy.orm import Session
+
+from cvcycle.data.datasets import get_dataset, lock_dataset, resolve_ref
+from cvcycle.data.refs import DatasetRef
+from cvcycle.db.models import DatasetFrame, DatasetVersion, Label, Segment, Slice, Tag
+from cvcycle.errors import InvalidInput
+
+VersionedModel = type[DatasetFrame] | type[Label] | type[Segment] | type[Tag] | type[Slice]
+
+
+def visible_at(model: VersionedModel, version: int) -> ColumnElement[bool]:
+    """Rows of ``model`` that belong to ``version``."""
+    return and_(
+        model.created_v <= version,
+        or_(model.deleted_v.is_(None), model.deleted_v > version),
+    )
+
+
+def added_between(model: VersionedModel, old: int, new: int) -> ColumnElement[bool]:
+    """Rows in ``new`` that were not in ``old`` (old < new)."""
+    return and_(
+        model.created_v > old,
+        model.created_v <= new,
+        or_(model.deleted_v.is_(None), model.deleted_v > new),
+    )
+
+
+def removed_between(model: VersionedModel, old: int, new: int) -> ColumnElement[bool]:
+    """Rows in ``old`` that are not in ``new`` (old < new)."""
+    return and_(model.created_v <= old, model.deleted_v > old, model.deleted_v <= new)
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    dataset: str
+    number: int
+    message: str
+    author: str
+    created_at: datetime
+    stats: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "dataset": self.dataset,
+            "version": self.number,
+            "message": self.message,
+            "author": self.author,
+            "created_at": self.created_at.isoformat(),
+            "stats": self.stats,
+        }
+
+
+def _class_counts(session: Session, model: type[Label] | type[Segment], where: Any) -> Counter[str]:
+    rows = session.execute(select(model.cls, func.count()).where(where).group_by(model.cls))
+    return Counter({cls: int(n) for cls, n in rows})
+
+
+def _count(session: Session, model: VersionedModel, where: Any) -> int:
+    return int(session.scalar(select(func.count()).select_from(model).where(where)) or 0)
+
+
+def _change_stats(session: Session, dataset_id: int, old: int, new: int) -> dict[str, Any]:
+    """Counts of what changed between ``old`` and ``new``: reads only the changed rows."""
+    change: dict[str, Any] = {}
+    for name, model in (("frames", DatasetFrame), ("tags", Tag), ("slices", Slice)):
+        mine = model.dataset_id == dataset_id
+        change[name] = {
+            "added": _count(session, model, and_(mine, added_between(model, old, new))),
+            "removed": _count(session, model, and_(mine, removed_between(model, old, new))),
+        }
+    for name, model in (("labels", Label), ("segments", Segment)):
+        mine = model.dataset_id == dataset_id
+        change[name] = {
+            "added": dict(_class_counts(session, model, and_(mine, added_between(model, old, new)))),
+            "removed": dict(_class_counts(session, model, and_(mine, removed_between(model, old, new)))),
+        }
+    return change
+
+
+def _apply_change(previous: dict[str, Any], change: dict[str, Any]) -> dict[str, Any]:
+    totals = {
+        name: previous.get(name, 0) + change[name]["added"] - change[name]["removed"]
+        for name in ("frames", "tags", "slices")
+    }
+    for name in ("labels", "segments"):
+        per_class = Counter(previous.get(f"{name}_per_class", {}))
+        per_class.update(change[name]["added"])
+        per_class.subtract(change[name]["removed"])
+        clean = {cls: n for cls, n in sorted(per_class.items()) if n}
+        totals[name] = sum(clean.values())
+        totals[f"{name}_per_class"] = clean
+    return totals
+
+
+def has_changes(change: dict[str, Any]) -> bool:
+    return any(
+        sum(change[name][side].values()) if isinstance(change[name][side], dict) else change[name][side]
+        for name in change
+        for side in ("added", "removed")
+    )
+
+
+def commit_version(session: Session, name: str, message: str, author: str = "") -> VersionInfo:
+    """Make the working copy of ``name`` its next version. Raises InvalidInput when nothing changed."""
+    dataset = lock_dataset(session, name)
+    new = dataset.head + 1
+    # Rows created and closed inside the same working copy were never in any version.
+    for model in (DatasetFrame, Label, Segment, Tag, Slice):
+        session.execute(
+            delete(model).where(
+                model.dataset_id == dataset.id, model.created_v == new, model.deleted_v == new
+            )
+        )
+    change = _change_stats(session, dataset.id, dataset.head, new)
+    if not has_changes(change):
+        raise InvalidInput(
+            f"nothing to commit in dataset {name!r}: the working copy equals version {dataset.head}",
+            hint="ingest, synth, import or label something first",
+        )
+    previous: dict[str, Any] = {}
+    if dataset.head:
+        previous = (
+            session.scalar(
+                select(DatasetVersion.stats).where(
+                    DatasetVersion.dataset_id == dataset.id, DatasetVersion.number == dataset.head
+                )
+            )
+            or {}
+        )
+    stats = {"totals": _apply_change(previous.get("totals", {}), change), "change": change}
+    version = _record_version(session, dataset.id, new, message, author, stats)
+    dataset.head = new
+    session.flush()
+    return VersionInfo(dataset.name, new, message, author, version.created_at, stats)
+
+
+def _record_version(
+    session: Session, dataset_id: int, number: int, message: str, author: str, stats: dict[str, Any]
+) -> DatasetVersion:
+    version = DatasetVersion(
+        dataset_id=dataset_id, number=number, message=message, author=author, stats=stats
+    )
+    session.add(version)
+    session.flush()
+    return version
+
+
+def list_versions(session: Session, name: str) -> list[VersionInfo]:
+    dataset = get_dataset(session, name)
+    rows = session.scalars(
+        select(DatasetVersion)
+        .where(DatasetVersion.dataset_id == dataset.id)
+        .order_by(DatasetVersion.number.desc())
+    )
+    return [VersionInfo(dataset.name, v.number, v.message, v.author, v.created_at, v.stats) for v in rows]
+
+
+def working_copy_changes(session: Session, name: str) -> dict[str, Any]:
+    """What a commit of ``name`` would record, without committing."""
+    dataset = get_dataset(session, name)
+    return _change_stats(session, dataset.id, dataset.head, dataset.head + 1)
+
+
+def _ids(session: Session, column: Any, where: Any) -> list[int]:
+    return [int(i) for i in session.scalars(select(column).where(where).order_by(column))]
+
+
+def _diff_keyed(
+    session: Session, model: type[Label] | type[Segment], dataset_id: int, old: int, new: int
+) -> dict[str, Any]:
+    """Added, removed and changed rows of a table whose rows carry a stable ``key`` across edits."""
+    mine = model.dataset_id == dataset_id
+    columns = (model.key, model.id, model.cls)
+    added = {
+        k: (i, c) for k, i, c in session.execute(select(*columns).where(mine, added_between(model, old, new)))
+    }
+    removed = {
+        k: (i, c)
+        for k, i, c in session.execute(select(*columns).where(mine, removed_between(model, old, new)))
+    }
+    changed_keys = sorted(set(added) & set(removed))
+    changed = [
+        {"key": int(k), "old_id": int(removed[k][0]), "new_id": int(added[k][0])} for k in changed_keys
+    ]
+    for key in changed_keys:
+        del added[key]
+        del removed[key]
+    return {
+        "added": {
+            "count": len(added),
+            "ids": sorted(int(i) for i, _ in added.values()),
+            "per_class": dict(sorted(Counter(c for _, c in added.values()).items())),
+        },
+        "removed": {
+            "count": len(removed),
+            "ids": sorted(int(i) for i, _ in removed.values()),
+            "per_class": dict(sorted(Counter(c for _, c in removed.values()).items())),
+        },
+        "changed": {"count": len(changed), "items": changed},
+    }
+
+
+def diff_versions(session: Session, name: str, old: int, new: int) -> dict[str, Any]:
+    """Frames, labels, segments and tags added, removed or changed from version ``old`` to ``new``.
+
+    Either side may be the working copy (``head + 1``). Reads only the rows of the change.
+    """
+    if old == new:
+        raise InvalidInput(f"cannot diff version {old} with itself", hint="give two different versions")
+    dataset = get_dataset(session, name)
+    for number in (old, new):
+        if number != dataset.head + 1:  # head + 1 is the working copy
+            resolve_ref(session, DatasetRef(name, number))
+    direction = 1
+    if old > new:
+        old, new, direction = new, old, -1
+    mine = DatasetFrame.dataset_id == dataset.id
+    frames_added = _ids(session, DatasetFrame.frame_id, and_(mine, added_between(DatasetFrame, old, new)))
+    frames_removed = _ids(session, DatasetFrame.frame_id, and_(mine, removed_between(DatasetFrame, old, new)))
+    labels = _diff_keyed(session, Label, dataset.id, old, new)
+    segments = _diff_keyed(session, Segment, dataset.id, old, new)
+    tags_mine = Tag.dataset_id == dataset.id
+    tags_added = _ids(session, Tag.id, and_(tags_mine, added_between(Tag, old, new)))
+    tags_removed = _ids(session, Tag.id, and_(tags_mine, removed_between(Tag, old, new)))
+    frames = {
+        "added": {"count": len(frames_added), "ids": frames_added},
+        "removed": {"count": len(frames_removed), "ids": frames_removed},
+    }
+    tags = {
+        "added": {"count": len(tags_added), "ids": tags_added},
+        "removed": {"count": len(tags_removed), "ids": tags_removed},
+    }
+    if direction < 0:
+        # Diffing backwards: what the newer version added, the older one lacks.
+        for part in (frames, labels, segments, tags):
+            part["added"], part["removed"] = part["removed"], part["added"]
+        for part in (labels, segments):
+            for item in part["changed"]["items"]:
+                item["old_id"], item["new_id"] = item["new_id"], item["old_id"]
+        old, new = new, old
+    return {
+        "dataset": name,
+        "from": old,
+        "to": new,
+        "frames": frames,
+        "labels": labels,
+        "segments": segments,
+        "tags": tags,
+    }
