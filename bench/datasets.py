@@ -34,7 +34,7 @@ from cvcycle.db.models import Label, Media
 from cvcycle.store import BlobStore
 
 sys.path.insert(0, str(Path(__file__).parent))
-from ingest import measure_ingest  # noqa: E402
+from ingest import measure_ingest
 
 PG_SERVER = os.environ.get("CVCYCLE_BENCH_PG", "postgresql+psycopg://postgres@127.0.0.1:5432")
 FRAMES_PER_MEDIUM = 1_000
@@ -59,19 +59,37 @@ def run(db: Database, store: BlobStore, frames: int, manifests: Path) -> dict[st
         with db.write() as s:
             for m in range(media_count):
                 media = Media(
-                    sha256=hashlib.sha256(f"bench-{m}".encode()).hexdigest(), kind="video", file_name=f"m{m}.mp4",
-                    blob_key=blob.key, size=blob.size, width=640, height=360, fps=10.0,
-                    frame_count=FRAMES_PER_MEDIUM, duration_s=100.0, codec="h264",
-                    source="cam-3" if m % 10 == 0 else f"cam-{m % 7}", attributes={"lighting": "day"},
-                )  # fmt: skip
+                    sha256=hashlib.sha256(f"bench-{m}".encode()).hexdigest(),
+                    kind="video",
+                    file_name=f"m{m}.mp4",
+                    blob_key=blob.key,
+                    size=blob.size,
+                    width=640,
+                    height=360,
+                    fps=10.0,
+                    frame_count=FRAMES_PER_MEDIUM,
+                    duration_s=100.0,
+                    codec="h264",
+                    source="cam-3" if m % 10 == 0 else f"cam-{10 + m % 7}",
+                    attributes={"lighting": "day"},
+                )
                 rows = [
-                    {"index": i, "timestamp_s": i / 10, "blob_key": blob.key, "blob_size": blob.size, "width": 640, "height": 360}
+                    {
+                        "index": i,
+                        "timestamp_s": i / 10,
+                        "blob_key": blob.key,
+                        "blob_size": blob.size,
+                        "width": 640,
+                        "height": 360,
+                    }
                     for i in range(FRAMES_PER_MEDIUM)
                 ]
                 ids.extend(record_media(s, "bench", media, rows).frame_ids)
         return ids
 
     figures["register 100k frames"], frame_ids = timed(register)
+    with db.write() as s:
+        commit_version(s, "bench", "frames only")
     boxes = [
         BoxInput(frame_id=f, cls=("person", "fallen_person")[b % 2], x=10 * b, y=20, w=30, h=60, track_id=b)
         for f in frame_ids
@@ -88,13 +106,15 @@ def run(db: Database, store: BlobStore, frames: int, manifests: Path) -> dict[st
         with db.write() as s:
             commit_version(s, "bench", message)
 
-    figures["commit v1 (1M boxes)"], _ = timed(lambda: commit("1M boxes"))
+    figures["commit v2 (1M boxes added)"], _ = timed(lambda: commit("1M boxes"))
     figures["add + commit 1M boxes (goal <= 20 s)"] = (
-        figures["add 1M boxes to working copy"] + figures["commit v1 (1M boxes)"]
+        figures["add 1M boxes to working copy"] + figures["commit v2 (1M boxes added)"]
     )
 
     with db.read() as s:
-        keys = list(s.scalars(select(Label.key).where(Label.deleted_v.is_(None)).order_by(Label.key).limit(1000)))
+        keys = list(
+            s.scalars(select(Label.key).where(Label.deleted_v.is_(None)).order_by(Label.key).limit(1000))
+        )
 
     def edit() -> None:
         with db.write() as s:
@@ -102,18 +122,20 @@ def run(db: Database, store: BlobStore, frames: int, manifests: Path) -> dict[st
                 edit_box(s, "bench", key, 1, {"x": 11})
 
     figures["edit 1,000 boxes (working copy)"], _ = timed(edit)
-    figures["commit 1,000-box change (goal <= 0.5 s)"], _ = timed(lambda: commit("1k edits"))
+    figures["commit v3, a 1,000-box change (goal <= 0.5 s)"], _ = timed(lambda: commit("1k edits"))
 
-    def diff() -> dict[str, Any]:
+    def diff(old: int, new: int) -> dict[str, Any]:
         with db.read() as s:
-            return diff_versions(s, "bench", 1, 2)
+            return diff_versions(s, "bench", old, new)
 
-    figures["diff v1..v2 of 1M boxes (goal <= 2 s)"], d = timed(diff)
+    figures["diff v2..v3, 1M-box versions (goal <= 2 s)"], d = timed(lambda: diff(2, 3))
     assert d["labels"]["changed"]["count"] == 1000, d["labels"]["changed"]["count"]
+    figures["diff v1..v2, all 1M boxes added"], d = timed(lambda: diff(1, 2))
+    assert d["labels"]["added"]["count"] == len(boxes), d["labels"]["added"]["count"]
 
     def snapshot() -> int:
         with db.read() as s:
-            ref = resolve_ref(s, DatasetRef("bench", 2))
+            ref = resolve_ref(s, DatasetRef("bench", 3))
             return sum(1 for _ in iter_boxes(s, ref, "source=cam-3"))
 
     figures["100k-box slice snapshot (goal <= 1 s)"], n = timed(snapshot)
@@ -121,7 +143,7 @@ def run(db: Database, store: BlobStore, frames: int, manifests: Path) -> dict[st
 
     def materialize() -> int:
         with db.read() as s:
-            return materialize_manifest(s, DatasetRef("bench", 2), None, manifests).boxes
+            return materialize_manifest(s, DatasetRef("bench", 3), None, manifests).boxes
 
     figures["materialise 1M-box manifest (goal <= 10 s)"], n = timed(materialize)
     assert n == len(boxes), n
@@ -136,7 +158,9 @@ def sqlite_db(tmp: Path) -> Database:
 
 def postgres_db() -> Database | None:
     try:
-        admin = create_engine(f"{PG_SERVER}/postgres", isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3})
+        admin = create_engine(
+            f"{PG_SERVER}/postgres", isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3}
+        )
         with admin.connect() as conn:
             conn.execute(text("DROP DATABASE IF EXISTS cvcycle_bench WITH (FORCE)"))
             conn.execute(text("CREATE DATABASE cvcycle_bench"))

@@ -13,18 +13,18 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from sqlalchemy import and_, insert, select, update
+from sqlalchemy import and_, select, update
 from sqlalchemy.orm import Session
 
 from cvcycle.data.datasets import allocate_keys, lock_dataset
 from cvcycle.data.versions import visible_at
+from cvcycle.db.bulk import bulk_insert
 from cvcycle.db.models import Dataset, DatasetFrame, Frame, Label, Media, Segment, Tag
 from cvcycle.errors import Conflict, InvalidInput, NotFound
 
 LABEL_SOURCES = ("human", "pseudo", "import")
 # Exporters round coordinates; a box this close to the border is clipped, further out is an error.
 BORDER_TOLERANCE_PX = 1.0
-INSERT_BATCH = 20_000
 
 
 @dataclass(frozen=True)
@@ -207,8 +207,7 @@ def add_boxes(session: Session, name: str, boxes: Sequence[BoxInput], author: st
         }
         for i, b in enumerate(checked)
     ]
-    for start in range(0, len(rows), INSERT_BATCH):
-        session.execute(insert(Label), rows[start : start + INSERT_BATCH])
+    bulk_insert(session, Label, rows)
     return [first + i for i in range(len(rows))]
 
 
@@ -364,8 +363,7 @@ def add_segments(
         }
         for i, s in enumerate(segments)
     ]
-    if rows:
-        session.execute(insert(Segment), rows)
+    bulk_insert(session, Segment, rows)
     return [first + i for i in range(len(rows))]
 
 
@@ -436,8 +434,7 @@ def add_frames(session: Session, dataset: Dataset, frame_ids: Sequence[int]) -> 
         for i in ids
         if i not in present
     ]
-    for start in range(0, len(rows), INSERT_BATCH):
-        session.execute(insert(DatasetFrame), rows[start : start + INSERT_BATCH])
+    bulk_insert(session, DatasetFrame, rows)
     return len(rows)
 
 
@@ -493,7 +490,7 @@ def add_tag(
         for m in sorted(set(media_ids) - have_media)
     ]
     if rows:
-        session.execute(insert(Tag), rows)
+        bulk_insert(session, Tag, rows)
     return len(rows)
 
 

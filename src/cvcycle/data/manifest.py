@@ -15,14 +15,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 from sqlalchemy.orm import Session
 
-from cvcycle.data.datasets import resolve_ref
+from cvcycle.data.datasets import ResolvedRef, resolve_ref
 from cvcycle.data.refs import DatasetRef
 from cvcycle.data.slices import slice_spec
-from cvcycle.data.snapshot import iter_boxes, snapshot_frames
+from cvcycle.data.snapshot import boxes_query, snapshot_frames
+from cvcycle.db.models import Label
 from cvcycle.errors import InvalidInput
 
 BOX_TYPE = pa.struct(
@@ -101,22 +103,7 @@ def materialize_manifest(
         return Manifest(path, resolved.dataset.name, resolved.version, spec.name, meta.num_rows, boxes, True)
 
     frames = snapshot_frames(session, resolved, slice_text)
-    position = {f.frame_id: i for i, f in enumerate(frames)}
-    per_frame: list[list[dict[str, Any]]] = [[] for _ in frames]
-    count = 0
-    for box in iter_boxes(session, resolved, slice_text):
-        per_frame[position[box.frame_id]].append(
-            {
-                "label_id": box.id,
-                "cls": box.cls,
-                "x": box.x,
-                "y": box.y,
-                "w": box.w,
-                "h": box.h,
-                "track_id": box.track_id,
-            }
-        )
-        count += 1
+    boxes_column, count = _boxes_column(session, resolved, slice_text, [f.frame_id for f in frames])
     table = pa.table(
         {
             "frame_id": pa.array([f.frame_id for f in frames], pa.int64()),
@@ -129,7 +116,7 @@ def materialize_manifest(
             "width": pa.array([f.width for f in frames], pa.int32()),
             "height": pa.array([f.height for f in frames], pa.int32()),
             "split": pa.array([f.split for f in frames], pa.string()),
-            "boxes": pa.array(per_frame, pa.list_(BOX_TYPE)),
+            "boxes": boxes_column,
         },
         schema=MANIFEST_SCHEMA.with_metadata(
             {
@@ -148,6 +135,35 @@ def materialize_manifest(
     finally:
         tmp.unlink(missing_ok=True)
     return Manifest(path, resolved.dataset.name, resolved.version, spec.name, len(frames), count, False)
+
+
+def _boxes_column(
+    session: Session, ref: ResolvedRef, slice_text: str | None, frame_ids: list[int]
+) -> tuple[pa.ListArray, int]:
+    """The boxes of each frame as one list column, built column-wise (a million boxes in a second)."""
+    position = {frame_id: i for i, frame_id in enumerate(frame_ids)}
+    query = boxes_query(
+        session, ref, slice_text,
+        Label.frame_id, Label.id, Label.cls, Label.x, Label.y, Label.w, Label.h, Label.track_id,
+    )  # fmt: skip
+    rows = session.execute(query).all()
+    names = ("frame_id", "label_id", "cls", "x", "y", "w", "h", "track_id")
+    columns: dict[str, Any] = (
+        dict(zip(names, zip(*rows, strict=True), strict=True)) if rows else {n: () for n in names}
+    )
+    columns["pos"] = [position[f] for f in columns["frame_id"]]
+    pos = np.asarray(columns["pos"], dtype=np.int64)
+    order = np.argsort(pos, kind="stable")
+    struct = pa.StructArray.from_arrays(
+        [
+            pa.array(columns[field.name], field.type).take(pa.array(order))
+            for field in BOX_TYPE  # type: ignore[attr-defined]
+        ],
+        fields=list(BOX_TYPE),  # type: ignore[call-overload]
+    )
+    counts = np.bincount(pos, minlength=len(frame_ids)) if len(pos) else np.zeros(len(frame_ids), np.int64)
+    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
+    return pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), struct, type=pa.list_(BOX_TYPE)), len(pos)
 
 
 def read_manifest(path: Path) -> pa.Table:

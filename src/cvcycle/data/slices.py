@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, exists, func, not_, or_, select
+from sqlalchemy import ColumnElement, Select, and_, func, not_, or_, select
 from sqlalchemy.orm import Session
 
 from cvcycle.data.datasets import ResolvedRef, get_dataset, lock_dataset
@@ -102,18 +102,17 @@ def _clause_condition(clause: Clause, dataset_id: int, version: int) -> ColumnEl
     elif clause.key == "media":
         condition = or_(*(Media.sha256.startswith(v) for v in values))
     elif clause.key == "tag":
-        condition = exists().where(
-            Tag.dataset_id == dataset_id,
-            Tag.name.in_(values),
-            visible_at(Tag, version),
-            or_(Tag.frame_id == Frame.id, Tag.media_id == Frame.media_id),
+        # Uncorrelated IN subqueries: evaluated once, whatever plan the database picks.
+        tags = select(Tag).where(Tag.dataset_id == dataset_id, Tag.name.in_(values), visible_at(Tag, version))
+        condition = or_(
+            Frame.id.in_(tags.with_only_columns(Tag.frame_id).where(Tag.frame_id.is_not(None))),
+            Frame.media_id.in_(tags.with_only_columns(Tag.media_id).where(Tag.media_id.is_not(None))),
         )
     elif clause.key == "class":
-        condition = exists().where(
-            Label.dataset_id == dataset_id,
-            Label.frame_id == Frame.id,
-            Label.cls.in_(values),
-            visible_at(Label, version),
+        condition = Frame.id.in_(
+            select(Label.frame_id).where(
+                Label.dataset_id == dataset_id, Label.cls.in_(values), visible_at(Label, version)
+            )
         )
     else:
         condition = Media.attributes[clause.key].as_string().in_(values)

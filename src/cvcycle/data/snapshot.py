@@ -51,10 +51,6 @@ class BoxRow:
     attributes: dict[str, Any] | None
 
 
-def _selected(session: Session, ref: ResolvedRef, slice_text: str | None) -> Select[Any]:
-    return resolve_slice(session, ref, slice_text).subquery().select()
-
-
 def snapshot_frames(session: Session, ref: ResolvedRef, slice_text: str | None = None) -> list[FrameRow]:
     sub = resolve_slice(session, ref, slice_text).subquery()
     rows = session.execute(
@@ -81,29 +77,27 @@ def snapshot_frames(session: Session, ref: ResolvedRef, slice_text: str | None =
     return [FrameRow(*row) for row in rows]
 
 
-def iter_boxes(session: Session, ref: ResolvedRef, slice_text: str | None = None) -> Iterator[BoxRow]:
-    """Boxes of the version in the slice, ordered by frame id."""
+def boxes_query(session: Session, ref: ResolvedRef, slice_text: str | None, *columns: Any) -> Select[Any]:
+    """A query of ``columns`` of the boxes of a version in a slice, ordered by frame id."""
     sub = resolve_slice(session, ref, slice_text).subquery()
-    query = (
-        select(
-            Label.frame_id,
-            Label.id,
-            Label.key,
-            Label.rev,
-            Label.cls,
-            Label.x,
-            Label.y,
-            Label.w,
-            Label.h,
-            Label.track_id,
-            Label.score,
-            Label.source,
-            Label.attributes,
+    return (
+        select(*columns)
+        .where(
+            Label.dataset_id == ref.dataset.id,
+            visible_at(Label, ref.version),
+            Label.frame_id.in_(select(sub.c.id)),
         )
-        .join(sub, sub.c.id == Label.frame_id)
-        .where(Label.dataset_id == ref.dataset.id, visible_at(Label, ref.version))
         .order_by(Label.frame_id, Label.id)
     )
+
+
+def iter_boxes(session: Session, ref: ResolvedRef, slice_text: str | None = None) -> Iterator[BoxRow]:
+    """Boxes of the version in the slice, ordered by frame id."""
+    query = boxes_query(
+        session, ref, slice_text,
+        Label.frame_id, Label.id, Label.key, Label.rev, Label.cls, Label.x, Label.y, Label.w, Label.h,
+        Label.track_id, Label.score, Label.source, Label.attributes,
+    )  # fmt: skip
     for row in session.execute(query.execution_options(yield_per=50_000)):
         yield BoxRow(*row)
 
@@ -136,8 +130,11 @@ def show_dataset(session: Session, ref_text: DatasetRef, slice_text: str | None 
     per_class = dict(
         session.execute(
             select(Label.cls, func.count())
-            .join(sub, sub.c.id == Label.frame_id)
-            .where(Label.dataset_id == ref.dataset.id, visible_at(Label, ref.version))
+            .where(
+                Label.dataset_id == ref.dataset.id,
+                visible_at(Label, ref.version),
+                Label.frame_id.in_(select(sub.c.id)),
+            )
             .group_by(Label.cls)
             .order_by(Label.cls)
         ).all()

@@ -154,7 +154,7 @@ class Label(Base):
         Index("ix_labels_created", "dataset_id", "created_v"),
         Index("ix_labels_deleted", "dataset_id", "deleted_v"),
         Index("ix_labels_key", "dataset_id", "key"),
-        Index("ix_labels_frame", "frame_id"),
+        Index("ix_labels_frame", "frame_id", "dataset_id"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -184,7 +184,7 @@ class Segment(Base):
         Index("ix_segments_created", "dataset_id", "created_v"),
         Index("ix_segments_deleted", "dataset_id", "deleted_v"),
         Index("ix_segments_key", "dataset_id", "key"),
-        Index("ix_segments_media", "media_id"),
+        Index("ix_segments_media", "media_id", "dataset_id"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

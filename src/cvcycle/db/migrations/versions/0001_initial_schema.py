@@ -2,13 +2,14 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-25 06:40:40.279818
+Create Date: 2026-11-25 07:02:13.655899
 """
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
+
 
 revision = "0001"
 down_revision = None
@@ -136,7 +137,7 @@ def upgrade() -> None:
         batch_op.create_index("ix_segments_created", ["dataset_id", "created_v"], unique=False)
         batch_op.create_index("ix_segments_deleted", ["dataset_id", "deleted_v"], unique=False)
         batch_op.create_index("ix_segments_key", ["dataset_id", "key"], unique=False)
-        batch_op.create_index("ix_segments_media", ["media_id"], unique=False)
+        batch_op.create_index("ix_segments_media", ["media_id", "dataset_id"], unique=False)
 
     op.create_table(
         "slices",
@@ -208,7 +209,7 @@ def upgrade() -> None:
     with op.batch_alter_table("labels", schema=None) as batch_op:
         batch_op.create_index("ix_labels_created", ["dataset_id", "created_v"], unique=False)
         batch_op.create_index("ix_labels_deleted", ["dataset_id", "deleted_v"], unique=False)
-        batch_op.create_index("ix_labels_frame", ["frame_id"], unique=False)
+        batch_op.create_index("ix_labels_frame", ["frame_id", "dataset_id"], unique=False)
         batch_op.create_index("ix_labels_key", ["dataset_id", "key"], unique=False)
 
     op.create_table(
@@ -237,6 +238,49 @@ def upgrade() -> None:
         batch_op.create_index("ix_tags_name", ["dataset_id", "name"], unique=False)
 
     # ### end Alembic commands ###
+    seed_sqlite_statistics()
+
+
+# SQLite plans without statistics until ANALYZE runs, and on a young database it then prefers the
+# (dataset_id, created_v) range indexes even for a lookup by key or by frame: a full scan per
+# lookup. These priors describe the shape a dataset grows into (millions of rows per dataset, a
+# handful of versions, one row per key, a few per frame); ANALYZE / PRAGMA optimize replace them
+# with measured figures later.
+SQLITE_STATISTICS = {
+    "labels": {
+        "ix_labels_created": "1000000 1000000 100000",
+        "ix_labels_deleted": "1000000 1000000 500000",
+        "ix_labels_frame": "1000000 10 10",
+        "ix_labels_key": "1000000 1000000 1",
+    },
+    "segments": {
+        "ix_segments_created": "100000 100000 10000",
+        "ix_segments_deleted": "100000 100000 50000",
+        "ix_segments_media": "100000 10 10",
+        "ix_segments_key": "100000 100000 1",
+    },
+    "dataset_frames": {
+        "ix_dataset_frames_created": "100000 100000 10000",
+        "ix_dataset_frames_deleted": "100000 100000 50000",
+        "ix_dataset_frames_frame": "100000 1 1",
+    },
+    "tags": {
+        "ix_tags_created": "100000 100000 10000",
+        "ix_tags_deleted": "100000 100000 50000",
+        "ix_tags_name": "100000 100000 1000",
+    },
+}
+
+
+def seed_sqlite_statistics() -> None:
+    bind = op.get_bind()
+    if bind.dialect.name != "sqlite":
+        return
+    bind.exec_driver_sql("ANALYZE sqlite_schema")  # creates sqlite_stat1
+    for table, indexes in SQLITE_STATISTICS.items():
+        for index, stat in indexes.items():
+            bind.exec_driver_sql("DELETE FROM sqlite_stat1 WHERE tbl = ? AND idx = ?", (table, index))
+            bind.exec_driver_sql("INSERT INTO sqlite_stat1 (tbl, idx, stat) VALUES (?, ?, ?)", (table, index, stat))
 
 
 def downgrade() -> None:
