@@ -6,9 +6,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from typer.testing import CliRunner
 
 from cvcycle.cli.main import app
+from cvcycle.settings import get_settings
 
 runner = CliRunner()
 
@@ -65,9 +67,22 @@ def test_synth_again_with_the_same_seed_changes_nothing(home: Path) -> None:
     assert [c["status"] for c in again["clips"]] == ["unchanged"] and again["boxes"] == 0
 
 
+def test_an_uninitialised_home_says_to_run_init(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CVCYCLE_HOME", str(tmp_path / "fresh"))
+    monkeypatch.delenv("CVCYCLE_DB_URL", raising=False)
+    get_settings.cache_clear()
+    try:
+        output = cv("dataset", "show", "home", code=2)
+        assert "is empty" in output and "cvcycle init" in output
+        cv("init")
+        assert "dataset 'home' does not exist" in cv("dataset", "show", "home", code=2)
+    finally:
+        get_settings.cache_clear()
+
+
 def test_user_errors_are_one_line_with_exit_code_2(home: Path) -> None:
-    output = cv("dataset", "show", "home", code=2)
-    assert "not initialised" in output or "is empty" in output
     cv("init")
     assert "dataset 'nope' does not exist" in cv("dataset", "show", "nope", code=2)
     cvj("synth", "--dataset", "home", "--clips", "1", "--seed", "3")

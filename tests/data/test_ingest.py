@@ -37,7 +37,9 @@ def _rows(db: Database) -> tuple[int, int, int]:
         )
 
 
-def test_video_and_image_become_frames_with_jpeg_blobs(db: Database, store: BlobStore, tmp_path: Path) -> None:
+def test_video_and_image_become_frames_with_jpeg_blobs(
+    db: Database, store: BlobStore, tmp_path: Path
+) -> None:
     video = _video(tmp_path / "clip.mp4", 12)
     image = tmp_path / "still.png"
     Image.new("RGB", (40, 30), (10, 200, 10)).save(image)
@@ -45,7 +47,9 @@ def test_video_and_image_become_frames_with_jpeg_blobs(db: Database, store: Blob
     assert [r.status for r in results] == ["ingested", "ingested"]
     assert results[0].frames == 4 and results[1].frames == 1
     with db.read() as s:
-        frames = s.execute(select(Frame.index, Frame.timestamp_s, Frame.blob_key, Frame.blob_size).order_by(Frame.id)).all()
+        frames = s.execute(
+            select(Frame.index, Frame.timestamp_s, Frame.blob_key, Frame.blob_size).order_by(Frame.id)
+        ).all()
         media = s.scalars(select(Media).order_by(Media.id)).all()
     assert [f.index for f in frames] == [0, 3, 6, 9, 0]
     assert frames[1].timestamp_s == pytest.approx(0.3, abs=0.01)

@@ -52,7 +52,9 @@ def test_export_then_import_gives_the_same_counts(db: Database, store: BlobStore
     assert attributes == [{"lighting": "night"}] * 4
 
 
-def test_importing_the_same_file_twice_changes_nothing(db: Database, store: BlobStore, exported: Path) -> None:
+def test_importing_the_same_file_twice_changes_nothing(
+    db: Database, store: BlobStore, exported: Path
+) -> None:
     import_coco(db, store, exported / "annotations.json", exported / "images", "copy")
     with db.write() as s:
         commit_version(s, "copy", "imported")
@@ -73,12 +75,19 @@ def _count_labels(db: Database) -> int:
     [
         (lambda d: d["annotations"][2].update(bbox=[1, 2, 3]), r"annotations\[2\]\.bbox"),
         (lambda d: d["annotations"][1].update(image_id=999), "no image with id 999"),
-        (lambda d: d["images"][3].update(file_name="missing.jpg"), r"images\[3\] \(missing.jpg\): no such file"),
+        (
+            lambda d: d["images"][3].update(file_name="missing.jpg"),
+            r"images\[3\] \(missing.jpg\): no such file",
+        ),
         (lambda d: d["images"][0].update(width=999), "the annotation says 999x48"),
     ],
 )
 def test_malformed_file_imports_nothing(
-    db: Database, store: BlobStore, exported: Path, corrupt, message: str  # type: ignore[no-untyped-def]
+    db: Database,
+    store: BlobStore,
+    exported: Path,
+    corrupt,
+    message: str,  # type: ignore[no-untyped-def]
 ) -> None:
     doc = json.loads((exported / "annotations.json").read_text())
     corrupt(doc)

@@ -15,7 +15,9 @@ from cvcycle.errors import InvalidInput
 
 
 def test_manifest_has_frames_blobs_and_boxes_and_is_cached(
-    db: Database, make_medium, tmp_path: Path  # type: ignore[no-untyped-def]
+    db: Database,
+    make_medium,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
 ) -> None:
     night = make_medium("home", 3, lighting="night")
     make_medium("home", 2, lighting="day")

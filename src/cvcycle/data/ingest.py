@@ -68,7 +68,7 @@ def _link_existing(session: Session, name: str, media: Media) -> IngestResult:
         int(i)
         for i in session.scalars(select(Frame.id).where(Frame.media_id == media.id).order_by(Frame.index))
     ]
-    split = assign_split(session, dataset, media.id, media.sha256)
+    split = assign_split(session, dataset, media.id)
     added = add_frames(session, dataset, frame_ids)
     status = "linked" if added else "unchanged"
     return IngestResult(
@@ -102,7 +102,7 @@ def record_media(session: Session, name: str, media: Media, frames: list[dict[st
             int(i)
             for i in session.scalars(insert(Frame).returning(Frame.id, sort_by_parameter_order=True), batch)
         )
-    split = assign_split(session, dataset, media.id, media.sha256)
+    split = assign_split(session, dataset, media.id)
     add_frames(session, dataset, frame_ids)
     return IngestResult(
         Path(media.file_name), "ingested", media.id, media.sha256, len(frame_ids), split, frame_ids=frame_ids

@@ -94,7 +94,7 @@ def export_coco(
             )
         )
     image_id = {f.frame_id: i + 1 for i, f in enumerate(frames)}
-    annotations = []
+    annotations: list[CocoAnnotation] = []
     for box in iter_boxes(session, resolved, slice_text):
         extra: dict[str, Any] = {"attributes": box.attributes or {}, "source": box.source}
         if box.track_id is not None:
@@ -196,10 +196,8 @@ def import_coco(
             for f in files:
                 media = session.scalar(select(Media).where(Media.sha256 == f.sha256))
                 if media is None:
-                    extra = (
-                        f.image.extra.get("cvcycle") if isinstance(f.image.extra.get("cvcycle"), dict) else {}
-                    )
-                    attributes = extra.get("attributes") if isinstance(extra.get("attributes"), dict) else {}
+                    extra = _dict_or_empty(f.image.extra.get("cvcycle"))
+                    attributes = _dict_or_empty(extra.get("attributes"))
                     media = Media(
                         sha256=f.sha256,
                         kind="image",
@@ -235,7 +233,7 @@ def import_coco(
                     found = session.scalar(select(Frame).where(Frame.media_id == media.id, Frame.index == 0))
                     assert found is not None
                     frame = found
-                assign_split(session, dataset, media.id, media.sha256)
+                assign_split(session, dataset, media.id)
                 frame_of_image[f.image.id] = frame
             frames_added = add_frames(session, dataset, [fr.id for fr in frame_of_image.values()])
             boxes: list[BoxInput] = []
@@ -295,3 +293,7 @@ def _int_or_none(value: Any) -> int | None:
 
 def _float_or_none(value: Any) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _dict_or_empty(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}

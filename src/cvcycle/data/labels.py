@@ -234,7 +234,7 @@ def _close_current(
         select(model).where(model.dataset_id == dataset.id, model.key == key, visible_at(model, version))
     )
     kind = "label" if model is Label else "segment"
-    if row is None:
+    if not isinstance(row, Label | Segment):
         raise NotFound(f"{kind} {key} does not exist in the working copy of {dataset.name!r}")
     if row.rev != expected_rev:
         raise Conflict(
@@ -319,7 +319,9 @@ def delete_box(session: Session, name: str, key: int, expected_rev: int) -> None
 
 def _media_frame_counts(session: Session, media_ids: Iterable[int]) -> dict[int, int]:
     ids = sorted(set(media_ids))
-    rows = session.execute(select(Media.id, Media.frame_count).where(Media.id.in_(ids))) if ids else []
+    if not ids:
+        return {}
+    rows = session.execute(select(Media.id, Media.frame_count).where(Media.id.in_(ids))).all()
     return {int(i): int(n) for i, n in rows}
 
 

@@ -155,11 +155,8 @@ def _boxes_column(
     pos = np.asarray(columns["pos"], dtype=np.int64)
     order = np.argsort(pos, kind="stable")
     struct = pa.StructArray.from_arrays(
-        [
-            pa.array(columns[field.name], field.type).take(pa.array(order))
-            for field in BOX_TYPE  # type: ignore[attr-defined]
-        ],
-        fields=list(BOX_TYPE),  # type: ignore[call-overload]
+        [pa.array(columns[field.name], field.type).take(pa.array(order)) for field in BOX_TYPE],
+        fields=list(BOX_TYPE),
     )
     counts = np.bincount(pos, minlength=len(frame_ids)) if len(pos) else np.zeros(len(frame_ids), np.int64)
     offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Unpack
 
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
@@ -77,7 +77,9 @@ def snapshot_frames(session: Session, ref: ResolvedRef, slice_text: str | None =
     return [FrameRow(*row) for row in rows]
 
 
-def boxes_query(session: Session, ref: ResolvedRef, slice_text: str | None, *columns: Any) -> Select[Any]:
+def boxes_query(
+    session: Session, ref: ResolvedRef, slice_text: str | None, *columns: Any
+) -> Select[Unpack[tuple[Any, ...]]]:
     """A query of ``columns`` of the boxes of a version in a slice, ordered by frame id."""
     sub = resolve_slice(session, ref, slice_text).subquery()
     return (
@@ -126,7 +128,9 @@ def show_dataset(session: Session, ref_text: DatasetRef, slice_text: str | None 
     frames, media = session.execute(
         select(func.count(), func.count(func.distinct(sub.c.media_id))).select_from(sub)
     ).one()
-    splits = dict(session.execute(select(sub.c.split, func.count()).group_by(sub.c.split)).all())
+    splits: dict[str, int] = dict(
+        session.execute(select(sub.c.split, func.count()).group_by(sub.c.split)).all()
+    )
     per_class = dict(
         session.execute(
             select(Label.cls, func.count())

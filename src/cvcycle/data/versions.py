@@ -78,17 +78,25 @@ def _count(session: Session, model: VersionedModel, where: Any) -> int:
 def _change_stats(session: Session, dataset_id: int, old: int, new: int) -> dict[str, Any]:
     """Counts of what changed between ``old`` and ``new``: reads only the changed rows."""
     change: dict[str, Any] = {}
-    for name, model in (("frames", DatasetFrame), ("tags", Tag), ("slices", Slice)):
+    plain: tuple[tuple[str, VersionedModel], ...] = (
+        ("frames", DatasetFrame),
+        ("tags", Tag),
+        ("slices", Slice),
+    )
+    for name, model in plain:
         mine = model.dataset_id == dataset_id
         change[name] = {
             "added": _count(session, model, and_(mine, added_between(model, old, new))),
             "removed": _count(session, model, and_(mine, removed_between(model, old, new))),
         }
-    for name, model in (("labels", Label), ("segments", Segment)):
-        mine = model.dataset_id == dataset_id
+    classed: tuple[tuple[str, type[Label] | type[Segment]], ...] = (("labels", Label), ("segments", Segment))
+    for name, classed_model in classed:
+        mine = classed_model.dataset_id == dataset_id
+        added = added_between(classed_model, old, new)
+        removed = removed_between(classed_model, old, new)
         change[name] = {
-            "added": dict(_class_counts(session, model, and_(mine, added_between(model, old, new)))),
-            "removed": dict(_class_counts(session, model, and_(mine, removed_between(model, old, new)))),
+            "added": dict(_class_counts(session, classed_model, and_(mine, added))),
+            "removed": dict(_class_counts(session, classed_model, and_(mine, removed))),
         }
     return change
 
@@ -250,8 +258,8 @@ def diff_versions(session: Session, name: str, old: int, new: int) -> dict[str, 
         # Diffing backwards: what the newer version added, the older one lacks.
         for part in (frames, labels, segments, tags):
             part["added"], part["removed"] = part["removed"], part["added"]
-        for part in (labels, segments):
-            for item in part["changed"]["items"]:
+        for keyed in (labels, segments):
+            for item in keyed["changed"]["items"]:
                 item["old_id"], item["new_id"] = item["new_id"], item["old_id"]
         old, new = new, old
     return {

@@ -61,7 +61,7 @@ class Database:
         self.engine = create_engine(url, **kwargs)
         if self.dialect == "sqlite":
             _configure_sqlite(self.engine, busy_timeout_ms)
-            writer = self.engine.execution_options(**{_IMMEDIATE: True})
+            writer: Engine = self.engine.execution_options(**{_IMMEDIATE: True})
         else:
             writer = self.engine
         self._read = sessionmaker(self.engine, expire_on_commit=False)

@@ -280,7 +280,9 @@ def seed_sqlite_statistics() -> None:
     for table, indexes in SQLITE_STATISTICS.items():
         for index, stat in indexes.items():
             bind.exec_driver_sql("DELETE FROM sqlite_stat1 WHERE tbl = ? AND idx = ?", (table, index))
-            bind.exec_driver_sql("INSERT INTO sqlite_stat1 (tbl, idx, stat) VALUES (?, ?, ?)", (table, index, stat))
+            bind.exec_driver_sql(
+                "INSERT INTO sqlite_stat1 (tbl, idx, stat) VALUES (?, ?, ?)", (table, index, stat)
+            )
 
 
 def downgrade() -> None:

@@ -1,0 +1,36 @@
+"""ORM models, one module per area; everything is re-exported here for ``from cvcycle.db.models import X``."""
+
+from cvcycle.db.models.base import Base, BigId, utcnow
+from cvcycle.db.models.data import (
+    Dataset,
+    DatasetFrame,
+    DatasetMedia,
+    DatasetVersion,
+    Frame,
+    Label,
+    Media,
+    Segment,
+    Slice,
+    Tag,
+)
+from cvcycle.db.models.runs import AliasChange, ModelAlias, ModelVersion, Run
+
+__all__ = [
+    "AliasChange",
+    "Base",
+    "BigId",
+    "Dataset",
+    "DatasetFrame",
+    "DatasetMedia",
+    "DatasetVersion",
+    "Frame",
+    "Label",
+    "Media",
+    "ModelAlias",
+    "ModelVersion",
+    "Run",
+    "Segment",
+    "Slice",
+    "Tag",
+    "utcnow",
+]
