@@ -32,7 +32,8 @@ class Detections:
         n = len(self.xyxy)
         if len(self.scores) != n or len(self.class_ids) != n:
             raise ValueError(
-                f"detections disagree in length: {n} boxes, {len(self.scores)} scores, {len(self.class_ids)} classes"
+                f"detections disagree in length: {n} boxes, {len(self.scores)} scores, "
+                f"{len(self.class_ids)} classes"
             )
 
     def __len__(self) -> int:
