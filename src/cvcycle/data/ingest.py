@@ -138,7 +138,7 @@ def ingest_file(
     try:
         media_blob = store.put_file(path)
         written.add(media_blob.key)
-        expected = info.frame_count // every if info.frame_count else None
+        expected = -(-info.frame_count // every) if info.frame_count else None
         rows: list[dict[str, Any]] = []
         pending: list[Any] = []
 
