@@ -62,9 +62,13 @@ def file_progress(enabled: bool = True) -> Iterator[Callable[[str, int, int | No
         yield None
         return
     with Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=err_console, transient=True,
-    ) as progress:  # fmt: skip
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=True,
+    ) as progress:
         tasks: dict[str, Any] = {}
 
         def update(description: str, done: int, total: int | None) -> None:

@@ -25,7 +25,9 @@ def _version_arg(text: str) -> int | None:
     if text in ("working", "wc"):
         return None
     if not text.isdigit():
-        raise InvalidInput(f"version {text!r} is not a number", hint="give N, or 'working' for the working copy")
+        raise InvalidInput(
+            f"version {text!r} is not a number", hint="give N, or 'working' for the working copy"
+        )
     return int(text)
 
 
@@ -65,9 +67,13 @@ def log(name: str = typer.Argument(..., help="Dataset name."), as_json: bool = J
     for v in versions:
         totals = v.stats["totals"]
         table.add_row(
-            str(v.number), v.created_at.strftime("%Y-%m-%d %H:%M"), str(totals["frames"]),
-            str(totals["labels"]), str(totals["segments"]), v.message,
-        )  # fmt: skip
+            str(v.number),
+            v.created_at.strftime("%Y-%m-%d %H:%M"),
+            str(totals["frames"]),
+            str(totals["labels"]),
+            str(totals["segments"]),
+            v.message,
+        )
     console.print(table)
 
 
@@ -75,7 +81,9 @@ def log(name: str = typer.Argument(..., help="Dataset name."), as_json: bool = J
 @handle_errors
 def show(
     ref: str = typer.Argument(..., help="NAME@V, NAME@latest, or NAME for the working copy."),
-    slice: str | None = typer.Option(None, "--slice", help="A slice name or a filter such as lighting=night."),
+    slice: str | None = typer.Option(
+        None, "--slice", help="A slice name or a filter such as lighting=night."
+    ),
     as_json: bool = JsonOption,
 ) -> None:
     """Frames, media, and boxes and segments per class of a version."""
@@ -112,7 +120,9 @@ def diff(
     for kind in ("frames", "labels", "segments", "tags"):
         part = data[kind]
         changed = f" ~{part['changed']['count']}" if "changed" in part else ""
-        console.print(f"  {kind:9} +{part['added']['count']} -{part['removed']['count']}{changed}", highlight=False)
+        console.print(
+            f"  {kind:9} +{part['added']['count']} -{part['removed']['count']}{changed}", highlight=False
+        )
 
 
 @app.command()
@@ -125,7 +135,10 @@ def slices(
     with database().read() as session:
         resolved = resolve_ref(session, parse_dataset_ref(ref))
         rows = [
-            {**spec.to_json(), "frame_count": count_frames(session, resolve_slice(session, resolved, spec.name))}
+            {
+                **spec.to_json(),
+                "frame_count": count_frames(session, resolve_slice(session, resolved, spec.name)),
+            }
             for spec in list_slices(session, resolved)
         ]
     if as_json:

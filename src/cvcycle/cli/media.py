@@ -6,7 +6,16 @@ from pathlib import Path
 
 import typer
 
-from cvcycle.cli.common import JsonOption, console, database, err_console, file_progress, handle_errors, print_json, store
+from cvcycle.cli.common import (
+    JsonOption,
+    console,
+    database,
+    err_console,
+    file_progress,
+    handle_errors,
+    print_json,
+    store,
+)
 from cvcycle.data.ingest import expand_paths, ingest_files
 from cvcycle.data.interchange import export_coco, import_coco
 from cvcycle.data.refs import parse_dataset_ref
@@ -24,14 +33,24 @@ def register(app: typer.Typer) -> None:
     @handle_errors
     def ingest(
         paths: list[Path] = typer.Argument(..., help="Video or image files, or directories of them."),
-        dataset: str = typer.Option(..., "--dataset", "-d", help="Dataset to add the frames to (created if new)."),
+        dataset: str = typer.Option(
+            ..., "--dataset", "-d", help="Dataset to add the frames to (created if new)."
+        ),
         source: str = typer.Option("", "--source", help="Camera or source name, e.g. cam-3."),
         every: int = typer.Option(1, "--every", min=1, help="Keep every N-th frame of videos."),
         as_json: bool = JsonOption,
     ) -> None:
         """Ingest media into a dataset's working copy. Bad files are reported; the others go in."""
         with file_progress(not as_json) as progress:
-            results = ingest_files(database(), store(), dataset, expand_paths(paths), source=source, every=every, progress=progress)
+            results = ingest_files(
+                database(),
+                store(),
+                dataset,
+                expand_paths(paths),
+                source=source,
+                every=every,
+                progress=progress,
+            )
         failed = [r for r in results if r.status == "failed"]
         if as_json:
             print_json([r.to_json() for r in results])
@@ -40,14 +59,18 @@ def register(app: typer.Typer) -> None:
                 if r.status == "failed":
                     err_console.print(f"[red]failed[/]  {r.error}", highlight=False)
                 else:
-                    console.print(f"{r.status:9} {r.path}  {r.frames} frames  split={r.split}", highlight=False)
+                    console.print(
+                        f"{r.status:9} {r.path}  {r.frames} frames  split={r.split}", highlight=False
+                    )
         if failed:
             raise typer.Exit(2)
 
     @app.command()
     @handle_errors
     def synth(
-        dataset: str = typer.Option(..., "--dataset", "-d", help="Dataset to add the clips to (created if new)."),
+        dataset: str = typer.Option(
+            ..., "--dataset", "-d", help="Dataset to add the clips to (created if new)."
+        ),
         clips: int = typer.Option(4, "--clips", min=1, help="Number of clips."),
         lighting: str = typer.Option("day", "--lighting", help="day, dim or night."),
         dogs: bool = typer.Option(False, "--dogs/--no-dogs", help="Add dogs (hard negatives, no boxes)."),
@@ -58,9 +81,16 @@ def register(app: typer.Typer) -> None:
         """Render synthetic home-camera clips with exact ground truth into a dataset's working copy."""
         with file_progress(not as_json) as progress:
             result = add_synthetic_clips(
-                database(), store(), dataset, clips=clips, lighting=lighting, dogs=dogs, seed=seed,
-                out_dir=out, progress=progress,
-            )  # fmt: skip
+                database(),
+                store(),
+                dataset,
+                clips=clips,
+                lighting=lighting,
+                dogs=dogs,
+                seed=seed,
+                out_dir=out,
+                progress=progress,
+            )
         if as_json:
             print_json(result.to_json())
             return
@@ -70,7 +100,9 @@ def register(app: typer.Typer) -> None:
                 f"{clip['boxes']} boxes  {clip['segments']} segments",
                 highlight=False,
             )
-        console.print(f"{result.boxes} boxes and {result.segments} segments added to {dataset} (working copy)")
+        console.print(
+            f"{result.boxes} boxes and {result.segments} segments added to {dataset} (working copy)"
+        )
 
     @import_app.command("coco")
     @handle_errors
@@ -96,12 +128,16 @@ def register(app: typer.Typer) -> None:
         ref: str = typer.Argument(..., help="NAME@V, NAME@latest, or NAME for the working copy."),
         out: Path = typer.Option(..., "-o", "--out", help="Output directory."),
         format: str = typer.Option("coco", "--format", help="Export format: coco."),
-        slice: str | None = typer.Option(None, "--slice", help="A slice name or a filter such as lighting=night."),
+        slice: str | None = typer.Option(
+            None, "--slice", help="A slice name or a filter such as lighting=night."
+        ),
         as_json: bool = JsonOption,
     ) -> None:
         """Export a dataset version (through a slice) in another tool's format."""
         if format not in EXPORT_FORMATS:
-            raise InvalidInput(f"unknown export format {format!r}", hint=f"one of: {', '.join(EXPORT_FORMATS)}")
+            raise InvalidInput(
+                f"unknown export format {format!r}", hint=f"one of: {', '.join(EXPORT_FORMATS)}"
+            )
         with database().read() as session:
             result = export_coco(session, store(), parse_dataset_ref(ref), slice, out)
         if as_json:
