@@ -119,7 +119,6 @@ def make_medium(db: Database, store: BlobStore):  # type: ignore[no-untyped-def]
     import io
 
     import numpy as np
-
     from PIL import Image
 
     from cvcycle.data.ingest import record_media

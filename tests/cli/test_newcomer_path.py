@@ -67,9 +67,7 @@ def test_synth_again_with_the_same_seed_changes_nothing(home: Path) -> None:
     assert [c["status"] for c in again["clips"]] == ["unchanged"] and again["boxes"] == 0
 
 
-def test_an_uninitialised_home_says_to_run_init(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_an_uninitialised_home_says_to_run_init(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CVCYCLE_HOME", str(tmp_path / "fresh"))
     monkeypatch.delenv("CVCYCLE_DB_URL", raising=False)
     get_settings.cache_clear()

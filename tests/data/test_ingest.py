@@ -106,5 +106,5 @@ def test_bad_file_is_named_others_go_in_and_nothing_of_it_remains(
 
 
 def test_missing_file_is_invalid_media(db: Database, store: BlobStore, tmp_path: Path) -> None:
-    with pytest.raises(InvalidMedia, match="nope.mp4"):
+    with pytest.raises(InvalidMedia, match=r"nope\.mp4"):
         ingest_file(db, store, "cams", tmp_path / "nope.mp4")

@@ -25,8 +25,10 @@ def test_manifest_has_frames_blobs_and_boxes_and_is_cached(
         add_boxes(
             s,
             "home",
-            [BoxInput(frame_id=night.frame_ids[0], cls="person", x=1, y=2, w=3, h=4, track_id=7)]
-            + [BoxInput(frame_id=night.frame_ids[1], cls="fallen_person", x=5, y=6, w=7, h=8)],
+            [
+                BoxInput(frame_id=night.frame_ids[0], cls="person", x=1, y=2, w=3, h=4, track_id=7),
+                BoxInput(frame_id=night.frame_ids[1], cls="fallen_person", x=5, y=6, w=7, h=8),
+            ],
         )
         commit_version(s, "home", "v1")
     with db.read() as s:

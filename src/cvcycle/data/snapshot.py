@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Unpack
+from typing import Any
 
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
@@ -79,7 +79,7 @@ def snapshot_frames(session: Session, ref: ResolvedRef, slice_text: str | None =
 
 def boxes_query(
     session: Session, ref: ResolvedRef, slice_text: str | None, *columns: Any
-) -> Select[Unpack[tuple[Any, ...]]]:
+) -> Select[*tuple[Any, ...]]:
     """A query of ``columns`` of the boxes of a version in a slice, ordered by frame id."""
     sub = resolve_slice(session, ref, slice_text).subquery()
     return (
