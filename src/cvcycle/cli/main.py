@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from cvcycle.cli import dataset, media, setup
+from cvcycle.cli import dataset, feedback, media, setup
 
 app = typer.Typer(
     name="cvcycle",
@@ -15,4 +15,5 @@ app = typer.Typer(
 )
 setup.register(app)
 media.register(app)
+feedback.register(app)
 app.add_typer(dataset.app, name="dataset", help="Versions, diffs, slices and manifests of datasets.")

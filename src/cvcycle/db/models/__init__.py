@@ -13,6 +13,7 @@ from cvcycle.db.models.data import (
     Slice,
     Tag,
 )
+from cvcycle.db.models.feedback import Event, Report, ReviewSample, Task
 from cvcycle.db.models.runs import AliasChange, ModelAlias, ModelVersion, Run
 
 __all__ = [
@@ -23,14 +24,18 @@ __all__ = [
     "DatasetFrame",
     "DatasetMedia",
     "DatasetVersion",
+    "Event",
     "Frame",
     "Label",
     "Media",
     "ModelAlias",
     "ModelVersion",
+    "Report",
+    "ReviewSample",
     "Run",
     "Segment",
     "Slice",
     "Tag",
+    "Task",
     "utcnow",
 ]

@@ -1,0 +1,225 @@
+"""The feedback loop's commands: ``events push``, ``report``, ``review sample``, ``tasks``, ``stats``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from cvcycle.cli.common import JsonOption, console, database, err_console, handle_errors, print_json, store
+from cvcycle.errors import InvalidInput
+from cvcycle.feedback.events import list_events, parse_model_ref, push_events
+from cvcycle.feedback.reports import (
+    DEFAULT_DATASET,
+    REPORT_TYPES,
+    parse_box,
+    report_event,
+    sample_review_frames,
+)
+from cvcycle.feedback.stats import DEFAULT_GROUP_BY, GROUP_KEYS, feedback_stats
+from cvcycle.feedback.tasks import TASK_STATUSES, complete_task, list_tasks
+
+events_app = typer.Typer(help="Events emitted by models in production.", no_args_is_help=True)
+review_app = typer.Typer(help="Frames for operators to review.", no_args_is_help=True)
+tasks_app = typer.Typer(help="Annotation tasks opened by reports.", no_args_is_help=True)
+
+
+def _rate(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+@events_app.command("push")
+@handle_errors
+def push(
+    path: Path = typer.Argument(..., help="A JSON Lines file of events."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Store the events of a JSONL file. Bad lines are reported (exit 2); the good ones are kept."""
+    result = push_events(database(), store(), path)
+    if as_json:
+        print_json(result.to_json())
+    else:
+        console.print(f"kept {result.kept} events, {result.duplicates} already known", highlight=False)
+        for error in result.errors:
+            err_console.print(f"[red]{error}[/]", highlight=False)
+    if result.errors:
+        raise typer.Exit(2)
+
+
+@events_app.command("list")
+@handle_errors
+def events_list(
+    model: str | None = typer.Option(None, "--model", help="NAME@VERSION, or NAME for all its versions."),
+    source: str | None = typer.Option(None, "--source", help="Only this source."),
+    limit: int = typer.Option(50, "--limit", min=1, help="At most this many, newest first."),
+    as_json: bool = JsonOption,
+) -> None:
+    """The newest events, with their ids for `cvcycle report`."""
+    name, version = _model_option(model)
+    events = list_events(database(), model_name=name, model_version=version, source=source, limit=limit)
+    if as_json:
+        print_json([e.to_json() for e in events])
+        return
+    table = Table("event", "time", "source", "model", "detections", "image")
+    for e in events:
+        image = f"frame {e.frame_id}" if e.snapshot_key is None else "snapshot"
+        table.add_row(
+            str(e.id),
+            e.time.strftime("%Y-%m-%d %H:%M:%S"),
+            e.source,
+            f"{e.model_name}@{e.model_version}",
+            ", ".join(d["cls"] for d in e.detections) or "-",
+            image,
+        )
+    console.print(table)
+
+
+def _model_option(text: str | None) -> tuple[str | None, int | None]:
+    if text is None or "@" not in text:
+        return text, None
+    ref = parse_model_ref(text)
+    return ref.name, ref.version
+
+
+@review_app.command("sample")
+@handle_errors
+def sample(
+    model: str = typer.Option(..., "--model", help="NAME@VERSION, or NAME for all its versions."),
+    limit: int = typer.Option(20, "--limit", min=1, help="At most this many frames."),
+    rate: float = typer.Option(1.0, "--rate", help="Share of empty frames eligible, in (0, 1]."),
+    min_gap: float = typer.Option(0.0, "--min-gap", help="Seconds between samples of one source."),
+    seed: int = typer.Option(0, "--seed", help="The same seed draws the same frames."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Draw frames where the model saw nothing, for operators to check for missed objects."""
+    name, version = _model_option(model)
+    assert name is not None
+    picked = sample_review_frames(
+        database(), name, version, limit=limit, rate=rate, min_gap_s=min_gap, seed=seed
+    )
+    if as_json:
+        print_json([p.to_json() for p in picked])
+        return
+    table = Table("event", "source", "time", "image")
+    for p in picked:
+        table.add_row(str(p.event_id), p.source, p.time.isoformat(), p.image_key)
+    console.print(table)
+    console.print(f"{len(picked)} frames sampled for review", highlight=False)
+
+
+@tasks_app.command("list")
+@handle_errors
+def tasks_list(
+    status: str | None = typer.Option(None, "--status", help=f"One of {', '.join(TASK_STATUSES)}."),
+    assignee: str | None = typer.Option(None, "--assignee", help="Only this assignee's tasks."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Annotation tasks, oldest first."""
+    tasks = list_tasks(database(), status=status, assignee=assignee)
+    if as_json:
+        print_json([t.to_json() for t in tasks])
+        return
+    table = Table("task", "status", "dataset", "frame", "events", "reports", "assignee")
+    for t in tasks:
+        table.add_row(
+            str(t.id),
+            t.status,
+            t.dataset,
+            str(t.frame_id),
+            ",".join(map(str, t.event_ids)),
+            ",".join(t.report_types),
+            t.assignee or "",
+        )
+    console.print(table)
+
+
+@tasks_app.command("done")
+@handle_errors
+def tasks_done(
+    task: int = typer.Argument(..., help="Task id."),
+    labels: Path = typer.Option(
+        ..., "--labels", help="JSON: [{cls, box: [x, y, w, h]}], {labels: [...]} or one-image COCO."
+    ),
+    operator: str = typer.Option("", "--operator", help="Who annotated."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Write the labels into the task's frame in the working copy (replacing its boxes); close the task."""
+    record = complete_task(database(), task, labels, operator=operator)
+    if as_json:
+        print_json(record.to_json())
+        return
+    result = record.result or {}
+    console.print(
+        f"task {record.id} done: {len(result.get('keys', []))} boxes written to {record.dataset} "
+        f"(frame {record.frame_id}, {result.get('replaced', 0)} replaced)",
+        highlight=False,
+    )
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(events_app, name="events")
+    app.add_typer(review_app, name="review")
+    app.add_typer(tasks_app, name="tasks")
+
+    @app.command()
+    @handle_errors
+    def report(
+        event_id: int = typer.Argument(..., help="Event id."),
+        type: str = typer.Option(..., "--type", help=" | ".join(REPORT_TYPES)),
+        box: str | None = typer.Option(None, "--box", help="x,y,w,h,class of the missed or right box."),
+        detection: int | None = typer.Option(None, "--detection", help="Index of the detection judged."),
+        operator: str = typer.Option("", "--operator", help="Who reports."),
+        comment: str = typer.Option("", "--comment", help="Free text."),
+        dataset: str = typer.Option(DEFAULT_DATASET, "--dataset", help="Dataset the task's frame goes to."),
+        as_json: bool = JsonOption,
+    ) -> None:
+        """Record a verdict on an event; anything but `confirmed` opens an annotation task."""
+        record = report_event(
+            database(),
+            event_id,
+            type,
+            box=parse_box(box) if box is not None else None,
+            detection=detection,
+            operator=operator,
+            comment=comment,
+            dataset=dataset,
+        )
+        if as_json:
+            print_json(record.to_json())
+            return
+        task = f", task {record.task_id} in {record.dataset}" if record.task_id is not None else ""
+        console.print(f"report {record.id}: {record.type} on event {event_id}{task}", highlight=False)
+
+    @app.command()
+    @handle_errors
+    def stats(
+        by: str = typer.Option(
+            ",".join(DEFAULT_GROUP_BY), "--by", help=f"Comma-separated, from {', '.join(GROUP_KEYS)}."
+        ),
+        model: str | None = typer.Option(None, "--model", help="Only this model name."),
+        as_json: bool = JsonOption,
+    ) -> None:
+        """False, inaccurate and missed detection counts and rates per model version, source and day."""
+        group_by = tuple(k.strip() for k in by.split(",") if k.strip())
+        if not group_by and by.strip():
+            raise InvalidInput(f"--by {by!r} names no key")
+        rows = feedback_stats(database(), group_by, model_name=model)
+        if as_json:
+            print_json([r.to_json() for r in rows])
+            return
+        # Two lines a group rather than a table: eleven columns do not fit an 80-column terminal.
+        for r in rows:
+            group = "  ".join(v for v in (r.model, r.source, r.day) if v) or "all events"
+            console.print(f"[bold]{group}[/]", highlight=False)
+            console.print(
+                f"  events {r.events}  frames reviewed {r.frames_reviewed}  "
+                f"detections reviewed {r.detections_reviewed} (confirmed {r.confirmed})",
+                highlight=False,
+            )
+            console.print(
+                f"  false {r.false_detection} (rate {_rate(r.false_rate)})  "
+                f"inaccurate {r.inaccurate_detection} (rate {_rate(r.inaccurate_rate)})  "
+                f"missed {r.missed_detection} ({_rate(r.missed_rate)} per frame)",
+                highlight=False,
+            )

@@ -1,0 +1,169 @@
+"""Pushing events: bad lines reported by number with the reason, good lines kept, idempotent ids."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from cvcycle.data.ingest import IngestResult
+from cvcycle.db import Database
+from cvcycle.db.models import Event
+from cvcycle.errors import NotFound
+from cvcycle.feedback.events import EventRecord, PushResult, list_events, parse_model_ref, push_events
+from cvcycle.media import decode_jpeg
+from cvcycle.store import BlobStore
+
+Push = Callable[[list[Any]], PushResult]
+
+
+def _events(db: Database) -> list[EventRecord]:
+    with db.read() as s:
+        return [EventRecord.of(e) for e in s.scalars(select(Event).order_by(Event.id))]
+
+
+def test_bad_lines_are_reported_by_number_and_good_lines_kept(
+    db: Database, store: BlobStore, medium: IngestResult, event: Callable[..., dict[str, Any]],
+    snapshot_b64: Callable[[int], str], tmp_path: Path,
+) -> None:  # fmt: skip
+    sha = medium.sha256
+    person = {"cls": "person", "score": 0.9, "box": [4, 5, 20, 30]}
+    lines = [
+        event(id="a", frame={"media_sha256": sha, "index": 2}, detections=[person]),  # 1 good
+        '{"source": "cam-1", "time": ',  # 2 bad JSON
+        event(source=None, frame={"media_sha256": sha, "index": 0}),  # 3 missing source
+        event(frame={"media_sha256": sha, "index": 1}, detections=[{**person, "box": [1, 1, -5, 4]}]),  # 4
+        event(frame={"media_sha256": sha, "index": 99}),  # 5 unknown frame
+        "",  # 6 blank: skipped, not an error
+        event(id="b", snapshot=snapshot_b64(1), model={"name": "detector", "version": 2}),  # 7 good
+        event(snapshot="missing/shot.jpg"),  # 8 unreadable snapshot
+        event(time="2026-11-25T10:00:00", frame={"id": medium.frame_ids[0]}),  # 9 naive time
+        event(model="detector", frame={"id": medium.frame_ids[0]}),  # 10 model without version
+        event(frame={"id": medium.frame_ids[3]}, time="2026-11-25T13:30:00+03:00"),  # 11 good
+        event(snapshot=base64.b64encode(b"not an image " * 30).decode()),  # 12 not an image
+        "[1, 2]",  # 13 not an object
+    ]
+    path = tmp_path / "events.jsonl"
+    path.write_text("\n".join(x if isinstance(x, str) else json.dumps(x) for x in lines) + "\n")
+
+    result = push_events(db, store, path)
+
+    reasons = {e.line: e.reason for e in result.errors}
+    assert sorted(reasons) == [2, 3, 4, 5, 8, 9, 10, 12, 13]
+    assert reasons[2].startswith("bad JSON")
+    assert reasons[3] == "missing field 'source'"
+    assert "non-positive width or height" in reasons[4] and "detection 0" in reasons[4]
+    assert reasons[5].startswith("unknown frame reference") and "no frame 99" in reasons[5]
+    assert reasons[8].startswith("unreadable snapshot") and "shot.jpg" in reasons[8]
+    assert "no UTC offset" in reasons[9]
+    assert "NAME@VERSION" in reasons[10]
+    assert reasons[12] == "unreadable snapshot: not an image"
+    assert "JSON object" in reasons[13]
+    assert str(result.errors[0]) == f"line 2: {reasons[2]}"
+    assert result.kept == 3 and result.duplicates == 0 and not result.ok
+
+    stored = _events(db)
+    assert [e.id for e in stored] == result.event_ids
+    first, snap, third = stored
+    assert (first.external_id, first.frame_id, first.snapshot_key) == ("a", medium.frame_ids[2], None)
+    assert first.detections == [{"cls": "person", "score": 0.9, "box": [4.0, 5.0, 20.0, 30.0]}]
+    assert (first.width, first.height, first.model_name, first.model_version) == (64, 48, "detector", 1)
+    assert first.time == datetime(2026, 11, 25, 10, tzinfo=UTC)
+    assert snap.model_version == 2 and snap.frame_id is None and snap.snapshot_key is not None
+    assert (snap.width, snap.height) == (64, 48)
+    # The offset is kept as the instant: 13:30+03:00 is 10:30 UTC.
+    assert third.time == datetime(2026, 11, 25, 10, 30, tzinfo=UTC)
+
+
+def test_pushing_the_same_external_ids_again_adds_nothing(
+    db: Database, push: Push, medium: IngestResult, event: Callable[..., dict[str, Any]]
+) -> None:
+    lines = [event(id=f"e{i}", frame={"id": medium.frame_ids[i]}) for i in range(3)]
+    first = push([*lines, lines[0]])  # repeated within the feed too
+    assert (first.kept, first.duplicates) == (3, 1)
+    again = push([*lines, event(id="e9", frame={"id": medium.frame_ids[4]})])
+    assert (again.kept, again.duplicates, again.errors) == (1, 3, [])
+    with db.read() as s:
+        assert s.scalar(select(func.count()).select_from(Event)) == 4
+
+
+def test_events_without_ids_are_all_kept(db: Database, push: Push, medium: IngestResult, event) -> None:  # type: ignore[no-untyped-def]
+    line = event(frame={"id": medium.frame_ids[0]})
+    assert push([line, line]).kept == 2
+
+
+def test_snapshots_are_stored_as_jpeg(
+    db: Database, store: BlobStore, push: Push, event: Callable[..., dict[str, Any]],
+    make_image: Callable[..., bytes], tmp_path: Path,
+) -> None:  # fmt: skip
+    jpeg = make_image(3)
+    png = make_image(4, "PNG", (40, 30))
+    (tmp_path / "shots").mkdir()
+    (tmp_path / "shots" / "a.png").write_bytes(png)
+    feed = tmp_path / "feed.jsonl"
+    lines = [
+        event(snapshot="data:image/jpeg;base64," + base64.b64encode(jpeg).decode()),
+        event(snapshot="shots/a.png"),  # relative to the feed's directory
+    ]
+    feed.write_text("\n".join(json.dumps(x) for x in lines))
+    result = push_events(db, store, feed)
+    assert result.ok and result.kept == 2
+    kept_jpeg, from_png = _events(db)
+    assert store.get_bytes(kept_jpeg.snapshot_key or "", kept_jpeg.snapshot_size or 0) == jpeg
+    data = store.get_bytes(from_png.snapshot_key or "", from_png.snapshot_size or 0)
+    assert data[:2] == b"\xff\xd8"  # re-encoded as JPEG
+    assert decode_jpeg(data).shape == (30, 40, 3) and (from_png.width, from_png.height) == (40, 30)
+
+
+def test_overhanging_boxes_are_clipped_and_outside_boxes_rejected(
+    db: Database, push: Push, medium: IngestResult, event: Callable[..., dict[str, Any]]
+) -> None:
+    frame = {"id": medium.frame_ids[0]}
+    result = push(
+        [
+            event(frame=frame, detections=[{"cls": "person", "score": 0.5, "box": [-3, 40, 20, 20]}]),
+            event(frame=frame, detections=[{"cls": "person", "score": 0.5, "box": [70, 10, 5, 5]}]),
+            event(frame=frame, detections=[{"cls": "person", "score": 1.5, "box": [1, 1, 5, 5]}]),
+        ]
+    )
+    assert [e.line for e in result.errors] == [2, 3]
+    assert "outside the 64x48 image" in result.errors[0].reason
+    assert "score" in result.errors[1].reason
+    (stored,) = _events(db)
+    assert stored.detections == [{"cls": "person", "score": 0.5, "box": [0.0, 40.0, 17.0, 8.0]}]
+
+
+def test_a_missing_events_file_is_not_found(db: Database, store: BlobStore, tmp_path: Path) -> None:
+    with pytest.raises(NotFound, match=r"nope\.jsonl"):
+        push_events(db, store, tmp_path / "nope.jsonl")
+
+
+def test_model_references() -> None:
+    assert str(parse_model_ref("detector@12")) == "detector@12"
+    for bad in ("detector", "detector@0", "@3", "detector@x"):
+        with pytest.raises(Exception, match="NAME@VERSION"):
+            parse_model_ref(bad)
+
+
+def test_listing_events_newest_first_with_filters(
+    db: Database, push: Push, medium: IngestResult, event: Callable[..., dict[str, Any]]
+) -> None:
+    frame = {"id": medium.frame_ids[0]}
+    ids = push(
+        [
+            event(frame=frame, time="2026-11-25T10:00:00Z"),
+            event(frame=frame, time="2026-11-25T12:00:00Z", source="cam-2"),
+            event(frame=frame, time="2026-11-25T11:00:00Z", model="detector@2"),
+        ]
+    ).event_ids
+    assert [e.id for e in list_events(db)] == [ids[1], ids[2], ids[0]]
+    assert [e.id for e in list_events(db, model_name="detector", model_version=1)] == [ids[1], ids[0]]
+    assert [e.id for e in list_events(db, source="cam-2")] == [ids[1]]
+    assert [e.id for e in list_events(db, limit=1)] == [ids[1]]
+    assert list_events(db, model_name="other") == []
