@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from cvcycle.cli import dataset, feedback, media, setup
+from cvcycle.cli import dataset, evaluate, feedback, media, setup
 
 app = typer.Typer(
     name="cvcycle",
@@ -16,4 +16,5 @@ app = typer.Typer(
 setup.register(app)
 media.register(app)
 feedback.register(app)
+evaluate.register(app)
 app.add_typer(dataset.app, name="dataset", help="Versions, diffs, slices and manifests of datasets.")
