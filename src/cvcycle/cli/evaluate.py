@@ -6,19 +6,15 @@ arguments are checked: a typo in a criteria file is reported without loading any
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import typer
 from rich.table import Table
-from sqlalchemy.orm import Session
 
 from cvcycle.cli.common import JsonOption, console, database, file_progress, handle_errors, print_json, store
 from cvcycle.data.refs import parse_dataset_ref
-from cvcycle.db.models import Dataset, ModelVersion, Run
-from cvcycle.errors import InvalidInput
 from cvcycle.evaluate.criteria import ALLOWED_METRICS
-from cvcycle.evaluate.gate import gate_data, load_criteria, record_gate_report, run_gate
+from cvcycle.evaluate.gate import gate_models, load_criteria
 from cvcycle.evaluate.service import DEFAULT_BATCH_SIZE, EvaluationResult, evaluate_predictor
 
 GATE_EPILOG = (
@@ -88,32 +84,6 @@ def _print_evaluation(result: EvaluationResult) -> None:
     console.print(table)
 
 
-@dataclass(frozen=True)
-class _TrainedOn:
-    version_id: int
-    label: str
-    dataset_id: int
-    dataset: str
-    dataset_version: int
-
-
-def _trained_on(session: Session, ref: str) -> _TrainedOn:
-    """The model version a reference names and the dataset version its training run used."""
-    from cvcycle.registry.versions import resolve_model_ref
-
-    version: ModelVersion = resolve_model_ref(session, ref)
-    label = f"{version.name}@{version.version}"
-    run = session.get(Run, version.run_id) if version.run_id is not None else None
-    if run is None:
-        raise InvalidInput(
-            f"model {label} ({ref}) has no training run on record, so its training data is unknown",
-            hint="gate models trained with `cvcycle train`",
-        )
-    dataset = session.get(Dataset, run.dataset_id)
-    name = dataset.name if dataset is not None else str(run.dataset_id)
-    return _TrainedOn(version.id, label, run.dataset_id, name, run.dataset_version)
-
-
 @handle_errors
 def gate(
     candidate: str = typer.Argument(..., help="The new model, e.g. detector:candidate."),
@@ -125,40 +95,11 @@ def gate(
 ) -> None:
     """Compare a candidate with production on old data, the diff and corner cases. Exit 0 pass, 1 fail."""
     criteria = load_criteria(criteria_file)
-    from cvcycle.registry.loading import load_model
-
-    db, blobs = database(), store()
-    with db.read() as session:
-        new, old = _trained_on(session, candidate), _trained_on(session, against)
-    if new.dataset_id != old.dataset_id:
-        raise InvalidInput(
-            f"{new.label} was trained on dataset {new.dataset!r} but {old.label} on {old.dataset!r}",
-            hint="the gate compares models trained on versions of the same dataset",
-        )
     with file_progress(not as_json) as progress:
-        data = gate_data(
-            db,
-            blobs,
-            old.dataset,
-            old.dataset_version,
-            new.dataset_version,
-            criteria.corner_cases,
-            old_slice=criteria.old_slice,
-            diff_slice=criteria.diff_slice,
-            progress=progress,
-        )
-        report = run_gate(
-            load_model(db, blobs, candidate),
-            load_model(db, blobs, against),
-            data,
-            criteria,
-            candidate_label=new.label,
-            production_label=old.label,
-            batch_size=batch_size,
-            progress=progress,
+        report = gate_models(
+            database(), store(), candidate, against, criteria, batch_size=batch_size, progress=progress
         )
     markdown_path, json_path = report.write(out)
-    record_gate_report(db, new.version_id, report)
     if as_json:
         print_json(report.to_json())
     else:

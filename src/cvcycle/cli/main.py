@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from cvcycle.cli import dataset, evaluate, feedback, media, setup
+from cvcycle.cli import dataset, evaluate, feedback, media, publish, serve, setup
 
 app = typer.Typer(
     name="cvcycle",
@@ -17,4 +17,6 @@ setup.register(app)
 media.register(app)
 feedback.register(app)
 evaluate.register(app)
+publish.register(app)
+serve.register(app)
 app.add_typer(dataset.app, name="dataset", help="Versions, diffs, slices and manifests of datasets.")

@@ -19,10 +19,12 @@ import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from sqlalchemy.orm import Session
+
 from cvcycle.data.refs import DatasetRef
 from cvcycle.data.versions import diff_versions
 from cvcycle.db import Database
-from cvcycle.db.models import ModelVersion
+from cvcycle.db.models import Dataset, ModelVersion, Run
 from cvcycle.errors import InvalidInput, NotFound
 from cvcycle.evaluate.bootstrap import Interval, paired_bootstrap
 from cvcycle.evaluate.criteria import DIFF, OLD, GateCriteria, GateCriterion, load_criteria, parse_criteria
@@ -247,3 +249,76 @@ def record_gate_report(db: Database, model_version_id: int, report: GateReport) 
         if version is None:
             raise NotFound(f"model version id {model_version_id} does not exist")
         version.gate_report = report.to_json()
+
+
+@dataclass(frozen=True)
+class TrainedOn:
+    """A model version and the dataset version its training run used."""
+
+    version_id: int
+    label: str
+    dataset_id: int
+    dataset: str
+    dataset_version: int
+
+
+def trained_on(session: Session, ref: str) -> TrainedOn:
+    """The model version a reference names and the dataset version its training run used."""
+    from cvcycle.registry.versions import resolve_model_ref
+
+    version: ModelVersion = resolve_model_ref(session, ref)
+    label = f"{version.name}@{version.version}"
+    run = session.get(Run, version.run_id) if version.run_id is not None else None
+    if run is None:
+        raise InvalidInput(
+            f"model {label} ({ref}) has no training run on record, so its training data is unknown",
+            hint="gate models trained with `cvcycle train`",
+        )
+    dataset = session.get(Dataset, run.dataset_id)
+    name = dataset.name if dataset is not None else str(run.dataset_id)
+    return TrainedOn(version.id, label, run.dataset_id, name, run.dataset_version)
+
+
+def gate_models(
+    db: Database,
+    store: BlobStore,
+    candidate: str,
+    production: str,
+    criteria: GateCriteria,
+    *,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    progress: ProgressFn | None = None,
+) -> GateReport:
+    """The whole gate for two model references: data, both models, the report, kept on the candidate."""
+    from cvcycle.registry.loading import load_model
+
+    with db.read() as session:
+        new, old = trained_on(session, candidate), trained_on(session, production)
+    if new.dataset_id != old.dataset_id:
+        raise InvalidInput(
+            f"{new.label} was trained on dataset {new.dataset!r} but {old.label} on {old.dataset!r}",
+            hint="the gate compares models trained on versions of the same dataset",
+        )
+    data = gate_data(
+        db,
+        store,
+        old.dataset,
+        old.dataset_version,
+        new.dataset_version,
+        criteria.corner_cases,
+        old_slice=criteria.old_slice,
+        diff_slice=criteria.diff_slice,
+        progress=progress,
+    )
+    report = run_gate(
+        load_model(db, store, candidate),
+        load_model(db, store, production),
+        data,
+        criteria,
+        candidate_label=new.label,
+        production_label=old.label,
+        batch_size=batch_size,
+        progress=progress,
+    )
+    record_gate_report(db, new.version_id, report)
+    return report
