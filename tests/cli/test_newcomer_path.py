@@ -106,3 +106,33 @@ def test_ingest_reports_bad_files_and_keeps_the_good(home: Path, tmp_path: Path)
     assert "bad.mp4" in output
     shown = cvj("dataset", "show", "cams")
     assert shown["frames"] == 6 and shown["media"] == 1
+
+
+def test_synth_out_writes_mp4s_and_a_coco_export(home: Path, tmp_path: Path) -> None:
+    import av
+
+    cv("init")
+    out = tmp_path / "synth-out"
+    result = cvj(
+        "synth",
+        "--dataset",
+        "home",
+        "--clips",
+        "2",
+        "--lighting",
+        "dim",
+        "--dogs",
+        "--seed",
+        "4",
+        "--out",
+        str(out),
+    )
+    videos = sorted((out / "videos").glob("*.mp4"))
+    assert [v.stem for v in videos] == sorted(c["clip"] for c in result["clips"])
+    with av.open(str(videos[0])) as container:
+        assert sum(1 for _ in container.decode(video=0)) == result["clips"][0]["frames"]
+    doc = json.loads((out / "annotations.json").read_text())
+    assert len(doc["images"]) == sum(c["frames"] for c in result["clips"])
+    assert len(doc["annotations"]) == result["boxes"]
+    assert all((out / "images" / image["file_name"]).is_file() for image in doc["images"])
+    assert {image["cvcycle"]["attributes"]["lighting"] for image in doc["images"]} == {"dim"}
