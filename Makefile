@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 PYTEST_WORKERS ?= 2
 DEMO_HOME ?= .cvcycle/demo
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo demo-data test lint bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,8 +17,12 @@ $(STAMP): pyproject.toml constraints.txt
 install: $(STAMP)
 
 demo: install
-	rm -rf $(DEMO_HOME) $(DEMO_HOME)-out
-	CVCYCLE_HOME=$(DEMO_HOME) bash scripts/demo-data.sh $(DEMO_HOME)-out
+	rm -rf $(DEMO_HOME) $(DEMO_HOME)-report.json
+	$(BIN)/cvcycle demo --home $(DEMO_HOME) --json-out $(DEMO_HOME)-report.json
+
+demo-data: install
+	rm -rf $(DEMO_HOME)-data $(DEMO_HOME)-data-out
+	CVCYCLE_HOME=$(DEMO_HOME)-data bash scripts/demo-data.sh $(DEMO_HOME)-data-out
 
 test: install
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from cvcycle.cli import dataset, evaluate, feedback, media, publish, serve, setup
+from cvcycle.cli import dataset, demo, evaluate, feedback, media, models, publish, serve, setup, train
 
 app = typer.Typer(
     name="cvcycle",
@@ -15,8 +15,12 @@ app = typer.Typer(
 )
 setup.register(app)
 media.register(app)
-feedback.register(app)
+app.add_typer(dataset.app, name="dataset", help="Versions, diffs, slices and manifests of datasets.")
+train.register(app)
+models.register(app)
+publish.register_model_commands(models.model_app)
 evaluate.register(app)
 publish.register(app)
 serve.register(app)
-app.add_typer(dataset.app, name="dataset", help="Versions, diffs, slices and manifests of datasets.")
+feedback.register(app)
+demo.register(app)

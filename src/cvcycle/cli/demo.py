@@ -1,0 +1,90 @@
+"""``cvcycle demo``: the whole loop on a fresh home, stage by stage, with the figures at the end."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from cvcycle.cli.common import console, handle_errors
+from cvcycle.errors import InvalidInput
+from cvcycle.pipeline.demo import DemoOptions, Stage, run_demo
+from cvcycle.settings import Settings, get_settings
+
+
+def _print_stage(stage: Stage) -> None:
+    console.print(f"[bold]{stage.seconds:7.2f}s[/]  {stage.kind:10}  {stage.name}", highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    @handle_errors
+    def demo(
+        home: Path | None = typer.Option(
+            None, "--home", help="A new directory for the demo (default <home>/demo)."
+        ),
+        json_out: Path | None = typer.Option(
+            None, "--json-out", help="Write stage timings, gate and rates here."
+        ),
+        train_seconds: float = typer.Option(45.0, "--train-seconds", help="Training budget per model."),
+        seed: int = typer.Option(1, "--seed"),
+    ) -> None:
+        """Train, serve, collect operator feedback, retrain, gate, redeploy, and measure the change."""
+        base = get_settings()
+        target = (home or base.home / "demo").expanduser().resolve()
+        if target.exists() and any(target.iterdir()):
+            raise InvalidInput(f"{target} is not empty", hint="give --home a new directory, or remove it")
+        settings = Settings(home=target)
+        report = run_demo(
+            settings, DemoOptions(seed=seed, train_seconds=train_seconds), on_stage=_print_stage
+        )
+        if report.gate:
+            console.print()
+            console.print(
+                Path(report.models["gate_markdown"]).read_text(),
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
+            )
+        console.print(f"\ndeployed detector@2: {'yes' if report.deployed else 'no (the gate failed)'}")
+        table = Table(
+            "model",
+            "events",
+            "detections reviewed",
+            "false",
+            "false rate",
+            "frames reviewed",
+            "missed",
+            "missed per frame",
+            "objects missed",
+        )
+        for model, row in report.rates.items():
+            table.add_row(
+                model,
+                str(row["events"]),
+                str(row["detections_reviewed"]),
+                str(row["false_detection"]),
+                _pct(row["false_rate"]),
+                str(row["frames_reviewed"]),
+                str(row["missed_detection"]),
+                _pct(row["missed_rate"]),
+                _pct(row["missed_share"]),
+            )
+        console.print(table)
+        totals = report.totals()
+        console.print(
+            f"total {totals['total']:.1f}s: training {totals['training']:.1f}s, "
+            f"evaluation {totals['evaluation']:.1f}s, inference {totals['inference']:.1f}s, "
+            f"platform {totals['platform']:.1f}s, "
+            f"rendering the synthetic world {totals['simulation']:.1f}s",
+            highlight=False,
+        )
+        if json_out:
+            json_out.write_text(json.dumps(report.to_json(), indent=2, default=str))
+            console.print(f"written: {json_out}")
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"

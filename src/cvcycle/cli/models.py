@@ -1,0 +1,120 @@
+"""``cvcycle model list|show|alias|adapters``: the model registry from the command line.
+
+``model_app`` is the ``model`` command group; other modules attach their commands to it (``model
+export`` lives with publishing).
+"""
+
+from __future__ import annotations
+
+import typer
+from rich.table import Table
+
+from cvcycle.cli.common import JsonOption, console, database, handle_errors, print_json
+
+model_app = typer.Typer(no_args_is_help=True)
+
+
+@model_app.command("list")
+@handle_errors
+def list_command(
+    name: str | None = typer.Argument(None, help="Only versions of this model."), as_json: bool = JsonOption
+) -> None:
+    """Model versions, newest first, with their aliases."""
+    from cvcycle.registry.versions import list_model_versions
+
+    with database().read() as session:
+        versions = list_model_versions(session, name)
+    if as_json:
+        print_json([v.to_json() for v in versions])
+        return
+    table = Table("version", "aliases", "adapter", "run", "classes", "artifacts", "created")
+    for v in versions:
+        table.add_row(
+            v.ref,
+            ", ".join(v.aliases) or "-",
+            v.adapter,
+            str(v.run_id or "-"),
+            ", ".join(v.classes),
+            ", ".join(v.artifacts),
+            v.created_at.strftime("%Y-%m-%d %H:%M"),
+        )
+    console.print(table)
+
+
+@model_app.command()
+@handle_errors
+def show(
+    model_ref: str = typer.Argument(..., help="detector@3, detector:production or detector (newest)."),
+    as_json: bool = JsonOption,
+) -> None:
+    """A version's lineage: the run that trained it, the dataset version and slices, the parent runs."""
+    from cvcycle.registry.versions import lineage
+
+    with database().read() as session:
+        data = lineage(session, model_ref)
+    if as_json:
+        print_json(data)
+        return
+    model = data["model"]
+    console.print(f"{model['ref']}  aliases {', '.join(model['aliases']) or '-'}  adapter {model['adapter']}")
+    run = data["run"]
+    if run is None:
+        console.print("no training run on record", highlight=False)
+        return
+    console.print(
+        f"run {run['id']} ({run['status']}) on {run['dataset']}"
+        f"  train {run['train_slice']}  val {run['val_slice']}",
+        highlight=False,
+    )
+    for ancestor in data["ancestors"]:
+        made = ", ".join(ancestor["model_versions"]) or "no version"
+        console.print(f"  parent run {ancestor['id']} on {ancestor['dataset']} -> {made}", highlight=False)
+
+
+@model_app.command()
+@handle_errors
+def alias(
+    model_ref: str = typer.Argument(..., help="The version to point at: detector@3 (or detector:candidate)."),
+    alias_name: str = typer.Argument(..., metavar="ALIAS", help="The alias to move, e.g. production."),
+    reason: str = typer.Option("", "--reason", help="Why, for the alias history."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Point an alias at a version (the move is recorded with its reason)."""
+    from cvcycle.registry.versions import resolve_model_ref, set_alias
+
+    with database().write() as session:
+        target = resolve_model_ref(session, model_ref)
+        name, number = target.name, target.version
+        change = set_alias(session, name, alias_name, number, reason)
+    data = {
+        "model": name,
+        "alias": alias_name,
+        "version": number,
+        "previous": change.old_version if change else number,
+        "changed": change is not None,
+    }
+    if as_json:
+        print_json(data)
+    elif change is None:
+        console.print(f"{name}:{alias_name} already points at {name}@{number}", highlight=False)
+    else:
+        before = f"{name}@{change.old_version}" if change.old_version else "nothing"
+        console.print(f"{name}:{alias_name} -> {name}@{number} (was {before})", highlight=False)
+
+
+@model_app.command()
+@handle_errors
+def adapters(as_json: bool = JsonOption) -> None:
+    """The model adapters `train` can use (built in, and from `cvcycle.adapters` entry points)."""
+    from cvcycle.models.adapter import list_adapters
+
+    names = list_adapters()
+    if as_json:
+        print_json(names)
+    else:
+        console.print("\n".join(names), highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``model`` group to the app."""
+    app.add_typer(model_app, name="model", help="Model versions, aliases, lineage and adapters.")

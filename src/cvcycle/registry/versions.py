@@ -1,0 +1,314 @@
+"""Model versions, aliases and lineage: the registry's records in the metadata database.
+
+A model is a name with numbered versions (1, 2, ...). An alias (``candidate``, ``production``, any
+name) points at one version of a model and moves; every move is an ``AliasChange`` row. References
+are ``detector@7`` (a version), ``detector:production`` (an alias) and ``detector`` (the newest
+version). Lineage follows a version back to its run, and the run to its dataset version, slices
+and parent run. Functions take the caller's session; the caller owns the transaction.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from cvcycle.db.models import AliasChange, Dataset, ModelAlias, ModelVersion, Run, utcnow
+from cvcycle.errors import InvalidInput, NotFound
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,199}$")
+_ALIAS = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,99}$")
+_REF_FORMS = "write NAME@N (a version), NAME:ALIAS (e.g. detector:production) or NAME (the newest version)"
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A parsed model reference: a name and at most one of a version number or an alias."""
+
+    name: str
+    version: int | None = None
+    alias: str | None = None
+
+    def __str__(self) -> str:
+        if self.version is not None:
+            return f"{self.name}@{self.version}"
+        if self.alias is not None:
+            return f"{self.name}:{self.alias}"
+        return self.name
+
+
+def check_model_name(name: str) -> str:
+    if not _NAME.match(name):
+        raise InvalidInput(
+            f"model name {name!r} is not valid",
+            hint="use letters, digits, '.', '_' or '-', starting with one",
+        )
+    return name
+
+
+def check_alias(alias: str) -> str:
+    if not _ALIAS.match(alias):
+        raise InvalidInput(
+            f"alias {alias!r} is not valid",
+            hint="an alias starts with a letter, then letters, digits, '.', '_' or '-' (e.g. production)",
+        )
+    return alias
+
+
+def parse_model_ref(text: str) -> ModelRef:
+    """Parse ``NAME@N``, ``NAME@latest``, ``NAME:ALIAS`` or ``NAME``; anything else is InvalidInput."""
+    text = text.strip()
+    if "@" in text and ":" in text:
+        raise InvalidInput(f"model reference {text!r} mixes a version and an alias", hint=_REF_FORMS)
+    if "@" in text:
+        name, _, version = text.partition("@")
+        if not name or not _NAME.match(name):
+            raise InvalidInput(f"model reference {text!r} has no valid model name", hint=_REF_FORMS)
+        if version == "latest":
+            return ModelRef(name)
+        if not version.isdigit() or int(version) < 1:
+            raise InvalidInput(
+                f"model reference {text!r} has an invalid version {version!r}", hint=_REF_FORMS
+            )
+        return ModelRef(name, version=int(version))
+    if ":" in text:
+        name, _, alias = text.partition(":")
+        if not name or not _NAME.match(name) or not _ALIAS.match(alias):
+            raise InvalidInput(f"model reference {text!r} is malformed", hint=_REF_FORMS)
+        return ModelRef(name, alias=alias)
+    if not _NAME.match(text):
+        raise InvalidInput(f"model reference {text!r} is malformed", hint=_REF_FORMS)
+    return ModelRef(text)
+
+
+def _versions_hint(session: Session, name: str) -> str:
+    numbers = session.scalars(
+        select(ModelVersion.version).where(ModelVersion.name == name).order_by(ModelVersion.version)
+    ).all()
+    aliases = aliases_by_name(session, name)
+    shown = ", ".join(str(n) for n in numbers[-20:])
+    parts = [f"{name} has versions {shown}" if numbers else f"{name} has no versions"]
+    if aliases:
+        parts.append("aliases " + ", ".join(f"{a} -> {v}" for a, v in sorted(aliases.items())))
+    return "; ".join(parts)
+
+
+def _unknown_model(session: Session, name: str) -> NotFound:
+    names = session.scalars(select(ModelVersion.name).distinct().order_by(ModelVersion.name).limit(20)).all()
+    hint = f"known models: {', '.join(names)}" if names else "no models yet: `cvcycle train` makes the first"
+    return NotFound(f"model {name!r} does not exist", hint=hint)
+
+
+def resolve_model_ref(session: Session, ref: str | ModelRef) -> ModelVersion:
+    """The model version a reference names; NotFound with the versions and aliases that do exist."""
+    parsed = parse_model_ref(ref) if isinstance(ref, str) else ref
+    exists = session.scalar(select(ModelVersion.id).where(ModelVersion.name == parsed.name).limit(1))
+    if exists is None:
+        raise _unknown_model(session, parsed.name)
+    number = parsed.version
+    if parsed.alias is not None:
+        number = session.scalar(
+            select(ModelAlias.version).where(ModelAlias.name == parsed.name, ModelAlias.alias == parsed.alias)
+        )
+        if number is None:
+            raise NotFound(
+                f"{parsed} does not exist: no alias {parsed.alias!r}",
+                hint=_versions_hint(session, parsed.name),
+            )
+    if number is None:
+        number = session.scalar(
+            select(func.max(ModelVersion.version)).where(ModelVersion.name == parsed.name)
+        )
+    version = session.scalar(
+        select(ModelVersion).where(ModelVersion.name == parsed.name, ModelVersion.version == number)
+    )
+    if version is None:
+        raise NotFound(f"{parsed.name}@{number} does not exist", hint=_versions_hint(session, parsed.name))
+    return version
+
+
+def next_version_number(session: Session, name: str) -> int:
+    highest = session.scalar(select(func.max(ModelVersion.version)).where(ModelVersion.name == name))
+    return (highest or 0) + 1
+
+
+def create_model_version(
+    session: Session,
+    *,
+    name: str,
+    adapter: str,
+    classes: list[str],
+    config: dict[str, Any],
+    artifacts: dict[str, Any],
+    run_id: int | None = None,
+) -> ModelVersion:
+    """Record the next version of ``name`` (a concurrent writer of the same name loses on the unique key)."""
+    check_model_name(name)
+    version = ModelVersion(
+        name=name,
+        version=next_version_number(session, name),
+        adapter=adapter,
+        run_id=run_id,
+        classes=list(classes),
+        config=dict(config),
+        artifacts=dict(artifacts),
+        evaluations={},
+    )
+    session.add(version)
+    session.flush()
+    return version
+
+
+def set_alias(session: Session, name: str, alias: str, version: int, reason: str = "") -> AliasChange | None:
+    """Point ``name:alias`` at ``version``, recording the move; None when it already points there."""
+    check_alias(alias)
+    target = resolve_model_ref(session, ModelRef(name, version=version))
+    row = session.scalar(
+        select(ModelAlias).where(ModelAlias.name == name, ModelAlias.alias == alias).with_for_update()
+    )
+    old = row.version if row is not None else None
+    if old == target.version:
+        return None
+    if row is None:
+        session.add(ModelAlias(name=name, alias=alias, version=target.version, updated_at=utcnow()))
+    else:
+        row.version = target.version
+        row.updated_at = utcnow()
+    change = AliasChange(name=name, alias=alias, old_version=old, new_version=target.version, reason=reason)
+    session.add(change)
+    session.flush()
+    return change
+
+
+def aliases_by_name(session: Session, name: str) -> dict[str, int]:
+    rows = session.execute(select(ModelAlias.alias, ModelAlias.version).where(ModelAlias.name == name)).all()
+    return {alias: version for alias, version in rows}
+
+
+def alias_history(session: Session, name: str, alias: str | None = None) -> list[AliasChange]:
+    """Alias moves of a model (or of one alias), oldest first."""
+    query = select(AliasChange).where(AliasChange.name == name)
+    if alias is not None:
+        query = query.where(AliasChange.alias == alias)
+    return list(session.scalars(query.order_by(AliasChange.id)))
+
+
+@dataclass(frozen=True)
+class ModelVersionInfo:
+    name: str
+    version: int
+    adapter: str
+    run_id: int | None
+    classes: list[str]
+    aliases: list[str]
+    artifacts: list[str]
+    created_at: datetime
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}@{self.version}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ref": self.ref,
+            "name": self.name,
+            "version": self.version,
+            "adapter": self.adapter,
+            "run_id": self.run_id,
+            "classes": self.classes,
+            "aliases": self.aliases,
+            "artifacts": self.artifacts,
+            "created_at": self.created_at.isoformat(),
+        }
+
+
+def list_model_versions(session: Session, name: str | None = None) -> list[ModelVersionInfo]:
+    """Every version (of one model, or of all), newest first within a name, with its aliases."""
+    query = select(ModelVersion).order_by(ModelVersion.name, ModelVersion.version.desc())
+    if name is not None:
+        query = query.where(ModelVersion.name == name)
+    versions = list(session.scalars(query))
+    if name is not None and not versions:
+        raise _unknown_model(session, name)
+    alias_rows = select(ModelAlias.name, ModelAlias.alias, ModelAlias.version)
+    if name is not None:
+        alias_rows = alias_rows.where(ModelAlias.name == name)
+    pointing: dict[tuple[str, int], list[str]] = {}
+    for alias_name, alias, number in session.execute(alias_rows.order_by(ModelAlias.alias)):
+        pointing.setdefault((alias_name, number), []).append(alias)
+    return [
+        ModelVersionInfo(
+            name=v.name,
+            version=v.version,
+            adapter=v.adapter,
+            run_id=v.run_id,
+            classes=list(v.classes),
+            aliases=pointing.get((v.name, v.version), []),
+            artifacts=sorted(v.artifacts),
+            created_at=v.created_at,
+        )
+        for v in versions
+    ]
+
+
+def _run_summary(session: Session, run: Run) -> dict[str, Any]:
+    dataset = session.get(Dataset, run.dataset_id)
+    produced = session.execute(
+        select(ModelVersion.name, ModelVersion.version).where(ModelVersion.run_id == run.id)
+    ).all()
+    return {
+        "id": run.id,
+        "status": run.status,
+        "adapter": run.adapter,
+        "dataset": f"{dataset.name if dataset else run.dataset_id}@{run.dataset_version}",
+        "train_slice": run.train_slice,
+        "val_slice": run.val_slice,
+        "seed": run.seed,
+        "code_version": run.code_version,
+        "code_dirty": run.code_dirty,
+        "tracker_run_id": run.tracker_run_id,
+        "parent_run_id": run.parent_run_id,
+        "model_versions": [f"{n}@{v}" for n, v in produced],
+        "created_at": run.created_at.isoformat(),
+    }
+
+
+def lineage(session: Session, ref: str | ModelRef) -> dict[str, Any]:
+    """Where a version came from: its run, the run's dataset version and slices, and its ancestors."""
+    version = resolve_model_ref(session, ref)
+    out: dict[str, Any] = {
+        "model": {
+            "ref": f"{version.name}@{version.version}",
+            "adapter": version.adapter,
+            "classes": list(version.classes),
+            "aliases": sorted(
+                a for a, v in aliases_by_name(session, version.name).items() if v == version.version
+            ),
+            "created_at": version.created_at.isoformat(),
+        },
+        "run": None,
+        "dataset": None,
+        "slices": None,
+        "ancestors": [],
+    }
+    run = session.get(Run, version.run_id) if version.run_id is not None else None
+    if run is None:
+        return out
+    out["run"] = _run_summary(session, run)
+    dataset = session.get(Dataset, run.dataset_id)
+    out["dataset"] = {"name": dataset.name if dataset else None, "version": run.dataset_version}
+    out["slices"] = {"train": run.train_slice, "val": run.val_slice}
+    seen = {run.id}
+    parent_id = run.parent_run_id
+    while parent_id is not None and parent_id not in seen:
+        parent = session.get(Run, parent_id)
+        if parent is None:
+            break
+        out["ancestors"].append(_run_summary(session, parent))
+        seen.add(parent.id)
+        parent_id = parent.parent_run_id
+    return out

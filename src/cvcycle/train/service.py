@@ -1,0 +1,458 @@
+"""Training runs: from a dataset version and a config to a recorded run and a new model version.
+
+``train_model`` resolves everything that can be wrong with the request first (config, dataset
+version, slices, adapter, parent), so a user error leaves no trace. Then it records a ``running``
+run (config and where each value came from, dataset version and slices, seed, code version,
+environment), opens a tracker run, trains, stores the best checkpoint in the blob store and, in one
+transaction, marks the run ``finished``, creates the model's next version and moves its
+``candidate`` alias there. If anything fails after the run was recorded, the run is marked
+``failed`` with the error, no version is created, and the error propagates.
+
+``clone_run`` trains again with a run's exact config, data and slices, changed only by ``--set``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import tempfile
+import traceback
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from cvcycle.data.datasets import resolve_ref
+from cvcycle.data.refs import DatasetRef, parse_dataset_ref
+from cvcycle.data.slices import slice_spec
+from cvcycle.db import Database
+from cvcycle.db.models import Dataset, ModelVersion, Run, utcnow
+from cvcycle.errors import InvalidInput, NotFound
+from cvcycle.models.adapter import TrainProgress, create_adapter
+from cvcycle.models.checkpoint import checkpoint_bytes
+from cvcycle.registry.versions import create_model_version, resolve_model_ref, set_alias
+from cvcycle.settings import Settings
+from cvcycle.store import BlobStore
+from cvcycle.train.config import ResolvedConfig, parse_sets, read_config_file, resolve_config
+from cvcycle.train.data import load_training_data
+from cvcycle.train.environment import capture_environment, code_version, seed_everything
+from cvcycle.train.tracking import Tracker, open_tracker
+
+CANDIDATE = "candidate"
+# Two runs of one model finishing at once on PostgreSQL may pick the same version number; the
+# loser of the unique key retries with the next one.
+_VERSION_ATTEMPTS = 5
+
+RunProgressFn = Callable[[TrainProgress], None]
+
+
+@dataclass(frozen=True)
+class RunResult:
+    run_id: int
+    status: str
+    model: str
+    version: int
+    alias: str
+    metrics: dict[str, Any]
+    config_sources: dict[str, str]
+    notes: list[str] = field(default_factory=list)
+    tracker_run_id: str | None = None
+    checkpoint: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ref(self) -> str:
+        return f"{self.model}@{self.version}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "status": self.status,
+            "model_version": self.ref,
+            "model": self.model,
+            "version": self.version,
+            "alias": self.alias,
+            "metrics": self.metrics,
+            "config_sources": self.config_sources,
+            "notes": self.notes,
+            "tracker_run_id": self.tracker_run_id,
+            "checkpoint": self.checkpoint,
+        }
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """A training request with everything resolved: what the run row records before training starts."""
+
+    resolved: ResolvedConfig
+    dataset: DatasetRef  # with a version number
+    dataset_id: int
+    train_slice: str
+    val_slice: str
+    parent_run_id: int | None
+
+
+def _parent_config(session: Session, model_ref: str) -> tuple[dict[str, Any], int | None]:
+    version = resolve_model_ref(session, model_ref)
+    run = session.get(Run, version.run_id) if version.run_id is not None else None
+    return (dict(run.config) if run is not None else dict(version.config)), (run.id if run else None)
+
+
+def _plan(
+    session: Session,
+    dataset_text: str,
+    train_slice: str,
+    val_slice: str,
+    resolved: ResolvedConfig,
+    parent_run_id: int | None,
+) -> _Plan:
+    resolved_ref = resolve_ref(session, parse_dataset_ref(dataset_text))
+    if not resolved_ref.committed:
+        raise InvalidInput(
+            f"{dataset_text} names the working copy, which changes; a run trains on a committed version",
+            hint=f"use {resolved_ref.dataset.name}@N or {resolved_ref.dataset.name}@latest",
+        )
+    for text in (train_slice, val_slice):
+        slice_spec(session, resolved_ref, text)
+    create_adapter(resolved.config.adapter)
+    return _Plan(
+        resolved=resolved,
+        dataset=DatasetRef(resolved_ref.dataset.name, resolved_ref.version),
+        dataset_id=resolved_ref.dataset.id,
+        train_slice=train_slice,
+        val_slice=val_slice,
+        parent_run_id=parent_run_id,
+    )
+
+
+def train_model(
+    db: Database,
+    store: BlobStore,
+    settings: Settings,
+    *,
+    dataset: str,
+    train_slice: str = "train",
+    val_slice: str = "val",
+    config_file: Path | None = None,
+    sets: Mapping[str, Any] | Sequence[str] = (),
+    from_model: str | None = None,
+    tracker: Tracker | None = None,
+    progress: RunProgressFn | None = None,
+) -> RunResult:
+    """Train the next version of a model on ``dataset`` (``NAME@V``); see the module docstring.
+
+    ``sets`` are the ``--set`` layer: ``["lr=0.005"]`` as the CLI gives them, or ``{"lr": 0.005}``.
+    ``from_model`` (``detector@1``) makes that version's run config the parent layer.
+    """
+    file_values = read_config_file(config_file) if config_file else None
+    overrides = parse_sets(sets)
+    with db.read() as session:
+        parent, parent_run_id = _parent_config(session, from_model) if from_model else (None, None)
+        resolved = resolve_config(file_values, parent, overrides)
+        plan = _plan(session, dataset, train_slice, val_slice, resolved, parent_run_id)
+    return _execute(db, store, tracker or open_tracker(settings), plan, settings.manifests_dir, progress)
+
+
+def clone_run(
+    db: Database,
+    store: BlobStore,
+    settings: Settings,
+    run_id: int,
+    sets: Mapping[str, Any] | Sequence[str] = (),
+    *,
+    tracker: Tracker | None = None,
+    progress: RunProgressFn | None = None,
+) -> RunResult:
+    """Train again with run ``run_id``'s config, dataset version and slices, changed only by ``sets``."""
+    overrides = parse_sets(sets)
+    with db.read() as session:
+        parent = _get_run(session, run_id)
+        dataset = session.get(Dataset, parent.dataset_id)
+        assert dataset is not None  # a foreign key
+        resolved = resolve_config(None, dict(parent.config), overrides)
+        plan = _plan(
+            session,
+            f"{dataset.name}@{parent.dataset_version}",
+            parent.train_slice,
+            parent.val_slice,
+            resolved,
+            parent.id,
+        )
+    return _execute(db, store, tracker or open_tracker(settings), plan, settings.manifests_dir, progress)
+
+
+def _get_run(session: Session, run_id: int) -> Run:
+    run = session.get(Run, run_id)
+    if run is None:
+        last = session.scalars(select(Run.id).order_by(Run.id.desc()).limit(5)).all()
+        hint = (
+            f"recent runs: {', '.join(map(str, last))}" if last else "no runs yet: `cvcycle train` starts one"
+        )
+        raise NotFound(f"run {run_id} does not exist", hint=hint)
+    return run
+
+
+def _execute(
+    db: Database,
+    store: BlobStore,
+    tracker: Tracker,
+    plan: _Plan,
+    manifests_dir: Path,
+    progress: RunProgressFn | None,
+) -> RunResult:
+    config = plan.resolved.config
+    code = code_version()
+    environment = capture_environment()
+    with db.write() as session:
+        run = Run(
+            adapter=config.adapter,
+            model_name=config.model,
+            status="running",
+            config=config.to_record(),
+            overrides=plan.resolved.overrides,
+            config_sources=plan.resolved.sources,
+            dataset_id=plan.dataset_id,
+            dataset_version=int(plan.dataset.version or 0),
+            train_slice=plan.train_slice,
+            val_slice=plan.val_slice,
+            seed=config.seed,
+            code_version=code.sha,
+            code_dirty=code.dirty,
+            environment=environment,
+            metrics={},
+            history=[],
+            parent_run_id=plan.parent_run_id,
+        )
+        session.add(run)
+        session.flush()
+        run_id = run.id
+    tracker_run_id: str | None = None
+    try:
+        tracker_run_id = tracker.start(
+            config.model,
+            f"run-{run_id}",
+            {
+                "cvcycle.run_id": str(run_id),
+                "cvcycle.dataset": str(plan.dataset),
+                "cvcycle.adapter": config.adapter,
+            },
+        )
+        with db.write() as session:
+            _get_run(session, run_id).tracker_run_id = tracker_run_id
+        tracker.log_params(
+            tracker_run_id,
+            {
+                **config.to_record(),
+                "dataset": str(plan.dataset),
+                "train_slice": plan.train_slice,
+                "val_slice": plan.val_slice,
+                "code_version": code.sha,
+                "code_dirty": code.dirty,
+                "parent_run_id": plan.parent_run_id,
+            },
+        )
+        return _train(db, store, tracker, plan, run_id, tracker_run_id, environment, manifests_dir, progress)
+    except BaseException as exc:
+        # Any failure, Ctrl-C included, leaves the run marked failed with its cause; then it propagates.
+        _mark_failed(db, tracker, run_id, tracker_run_id, exc)
+        raise
+
+
+def _train(
+    db: Database,
+    store: BlobStore,
+    tracker: Tracker,
+    plan: _Plan,
+    run_id: int,
+    tracker_run_id: str,
+    environment: dict[str, Any],
+    manifests_dir: Path,
+    progress: RunProgressFn | None,
+) -> RunResult:
+    config = plan.resolved.config
+    seed_everything(config.seed)
+    with db.read() as session:
+        data, summary = load_training_data(
+            session, store, plan.dataset, plan.train_slice, plan.val_slice, manifests_dir, config.classes
+        )
+    adapter = create_adapter(config.adapter)
+    module = adapter.build(config, data.classes)
+
+    def report(event: TrainProgress) -> None:
+        if event.kind == "epoch":
+            tracker.log_metrics(tracker_run_id, dict(event.metrics), step=event.epoch)
+        if progress is not None:
+            progress(event)
+
+    outcome = adapter.train(module, data, config, report)
+    checkpoint = checkpoint_bytes(
+        outcome.state_dict, adapter=config.adapter, config=config.to_record(), classes=data.classes
+    )
+    blob = store.put_bytes(checkpoint)
+    metrics: dict[str, Any] = {
+        **outcome.metrics,
+        **{k: v for k, v in summary.to_json().items() if k != "manifests"},
+    }
+    with tempfile.TemporaryDirectory(prefix="cvcycle-run-") as tmp:
+        checkpoint_file = Path(tmp) / "checkpoint.pt"
+        checkpoint_file.write_bytes(checkpoint)
+        environment_file = Path(tmp) / "environment.json"
+        environment_file.write_text(json.dumps(environment, indent=2, default=str))
+        tracker.log_artifact(tracker_run_id, checkpoint_file)
+        tracker.log_artifact(tracker_run_id, environment_file)
+    tracker.log_metrics(tracker_run_id, {f"best_{k}": float(v) for k, v in outcome.metrics.items()})
+    artifacts = {"checkpoint": {"key": blob.key, "size": blob.size}}
+    for attempt in range(_VERSION_ATTEMPTS):
+        try:
+            with db.write() as session:
+                run = _get_run(session, run_id)
+                run.status = "finished"
+                run.metrics = metrics
+                run.history = outcome.history
+                run.checkpoint_key = blob.key
+                run.finished_at = utcnow()
+                version = create_model_version(
+                    session,
+                    name=config.model,
+                    adapter=config.adapter,
+                    classes=list(data.classes),
+                    config=config.to_record(),
+                    artifacts=artifacts,
+                    run_id=run_id,
+                )
+                number = version.version
+                set_alias(session, config.model, CANDIDATE, number, reason=f"trained by run {run_id}")
+            break
+        except IntegrityError:
+            if attempt == _VERSION_ATTEMPTS - 1:
+                raise
+    tracker.finish(tracker_run_id)
+    notes = [s.describe() for s in plan.resolved.shadowed]
+    if summary.frames_in_both:
+        notes.append(f"{summary.frames_in_both} frames are in both the training and the validation slice")
+    return RunResult(
+        run_id=run_id,
+        status="finished",
+        model=config.model,
+        version=number,
+        alias=CANDIDATE,
+        metrics=metrics,
+        config_sources=plan.resolved.sources,
+        notes=notes,
+        tracker_run_id=tracker_run_id,
+        checkpoint=artifacts["checkpoint"],
+    )
+
+
+def _mark_failed(
+    db: Database, tracker: Tracker, run_id: int, tracker_run_id: str | None, exc: BaseException
+) -> None:
+    message = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    with db.write() as session:
+        run = _get_run(session, run_id)
+        run.status = "failed"
+        run.error = message + "\n" + "".join(traceback.format_exception(exc)[-3:])
+        run.finished_at = utcnow()
+    if tracker_run_id is not None:
+        # The training error is the one to report; a tracker that fails too must not mask it.
+        with contextlib.suppress(Exception):
+            tracker.finish(tracker_run_id, failed=True)
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    id: int
+    status: str
+    model: str
+    adapter: str
+    dataset: str
+    train_slice: str
+    val_slice: str
+    model_versions: list[str]
+    metrics: dict[str, Any]
+    parent_run_id: int | None
+    created_at: str
+    error: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "status": self.status,
+            "model": self.model,
+            "adapter": self.adapter,
+            "dataset": self.dataset,
+            "train_slice": self.train_slice,
+            "val_slice": self.val_slice,
+            "model_versions": self.model_versions,
+            "metrics": self.metrics,
+            "parent_run_id": self.parent_run_id,
+            "created_at": self.created_at,
+            "error": self.error,
+        }
+
+
+def _summaries(session: Session, runs: Sequence[Run]) -> list[RunSummary]:
+    ids = [r.id for r in runs]
+    names = dict(
+        session.execute(
+            select(Dataset.id, Dataset.name).where(Dataset.id.in_({r.dataset_id for r in runs}))
+        ).all()
+    )
+    produced: dict[int, list[str]] = {}
+    rows = session.execute(
+        select(ModelVersion.run_id, ModelVersion.name, ModelVersion.version).where(
+            ModelVersion.run_id.in_(ids)
+        )
+    )
+    for run_id, name, number in rows:
+        if run_id is not None:
+            produced.setdefault(run_id, []).append(f"{name}@{number}")
+    return [
+        RunSummary(
+            id=r.id,
+            status=r.status,
+            model=r.model_name,
+            adapter=r.adapter,
+            dataset=f"{names.get(r.dataset_id, r.dataset_id)}@{r.dataset_version}",
+            train_slice=r.train_slice,
+            val_slice=r.val_slice,
+            model_versions=produced.get(r.id, []),
+            metrics=dict(r.metrics),
+            parent_run_id=r.parent_run_id,
+            created_at=r.created_at.isoformat(),
+            error=r.error.splitlines()[0] if r.error else None,
+        )
+        for r in runs
+    ]
+
+
+def list_runs(session: Session, model: str | None = None, limit: int = 50) -> list[RunSummary]:
+    """The newest runs (of one model, or of all), newest first."""
+    query = select(Run).order_by(Run.id.desc()).limit(limit)
+    if model is not None:
+        query = query.where(Run.model_name == model)
+    return _summaries(session, list(session.scalars(query)))
+
+
+def show_run(session: Session, run_id: int) -> dict[str, Any]:
+    """Everything a run recorded: config and sources, data, code, environment, metrics, history, error."""
+    run = _get_run(session, run_id)
+    summary = _summaries(session, [run])[0].to_json()
+    return {
+        **summary,
+        "error": run.error,
+        "config": run.config,
+        "config_sources": run.config_sources,
+        "overrides": run.overrides,
+        "seed": run.seed,
+        "code_version": run.code_version,
+        "code_dirty": run.code_dirty,
+        "environment": run.environment,
+        "history": run.history,
+        "checkpoint_key": run.checkpoint_key,
+        "tracker_run_id": run.tracker_run_id,
+        "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+    }

@@ -1,0 +1,49 @@
+"""The demo end to end on a tiny budget: every stage runs and every figure it reports is measured."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from cvcycle.cli.main import app
+from cvcycle.pipeline.demo import KINDS, DemoOptions, run_demo
+from cvcycle.settings import Settings
+
+
+@pytest.mark.slow
+def test_demo_runs_the_whole_loop(tmp_path: Path) -> None:
+    options = DemoOptions(day_clips=5, stream_clips=1, train_seconds=4.0)
+    report = run_demo(Settings(home=tmp_path / "demo"), options)
+    names = [s.name for s in report.stages]
+    for expected in (
+        "train detector@1 on home@1",
+        "export + verify detector@1",
+        "stream-1: served model finds objects",
+        "stream-1: operators review",
+        "commit home@2",
+        "train detector@2 on home@2",
+        "gate detector@2 against detector:production",
+        "stream-2: operators review",
+    ):
+        assert expected in names
+    assert all(s.kind in KINDS and s.seconds >= 0 for s in report.stages)
+    assert report.gate is not None and report.gate["passed"] == report.deployed
+    markdown = (tmp_path / "demo" / "gate" / "gate-report.md").read_text()
+    assert "old model (detector@1)" in markdown and "new model (detector@2)" in markdown
+    assert "detector@1" in report.rates
+    if report.deployed:
+        assert "detector@2" in report.rates
+        assert "publish detector@2 -> production, server swaps" in names
+    before = report.rates["detector@1"]
+    assert before["events"] > 0 and before["frames_reviewed"] > 0
+    totals = report.totals()
+    assert totals["total"] == pytest.approx(sum(s.seconds for s in report.stages), abs=0.05)
+
+
+def test_demo_refuses_a_home_that_is_not_empty(tmp_path: Path) -> None:
+    (tmp_path / "used").mkdir()
+    (tmp_path / "used" / "file").write_text("x")
+    result = CliRunner().invoke(app, ["demo", "--home", str(tmp_path / "used")])
+    assert result.exit_code == 2 and "is not empty" in result.output

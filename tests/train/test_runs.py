@@ -1,0 +1,185 @@
+"""Training runs end to end on SQLite and PostgreSQL: what a run records, in cvcycle and in MLflow."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import numpy as np
+import pytest
+from mlflow.tracking import MlflowClient
+from sqlalchemy import select
+
+from cvcycle.db import Database
+from cvcycle.db.models import AliasChange, ModelVersion, Run
+from cvcycle.errors import InvalidInput, NotFound
+from cvcycle.media import decode_jpeg
+from cvcycle.registry.loading import load_model
+from cvcycle.registry.versions import lineage, resolve_model_ref
+from cvcycle.settings import Settings
+from cvcycle.store import BlobStore
+from cvcycle.train.service import clone_run, list_runs, show_run, train_model
+
+from .conftest import TINY_SETS
+
+
+def test_a_run_records_its_inputs_and_produces_a_candidate(
+    db: Database, store: BlobStore, settings: Settings, day_dataset: str
+) -> None:
+    epochs: list[int] = []
+    result = train_model(
+        db,
+        store,
+        settings,
+        dataset=day_dataset,
+        sets=[*TINY_SETS, "seed=7"],
+        progress=lambda e: epochs.append(e.epoch) if e.kind == "epoch" else None,
+    )
+    assert epochs == [1, 2]
+    assert (result.status, result.ref, result.alias) == ("finished", "detector@1", "candidate")
+    assert {"val_map50", "val_map", "val_loss", "train_loss", "train_frames", "val_frames"} <= set(
+        result.metrics
+    )
+    assert result.metrics["train_frames"] == 160 and result.metrics["val_frames"] == 80
+
+    with db.read() as session:
+        run = session.get(Run, result.run_id)
+        assert run is not None and run.status == "finished" and run.error is None
+        assert run.seed == 7 and run.config["seed"] == 7 and run.config_sources["seed"] == "set"
+        assert run.config_sources["lr"] == "default" and run.overrides["width"] == 4
+        assert (run.dataset_version, run.train_slice, run.val_slice) == (1, "train", "val")
+        assert run.environment["python"] == sys.version.split()[0]
+        assert "torch" in run.environment["packages"] and "cvcycle" in run.environment["packages"]
+        assert isinstance(run.code_version, str) and isinstance(run.code_dirty, bool)
+        assert [h["epoch"] for h in run.history] == [1.0, 2.0]
+        assert run.finished_at is not None and run.tracker_run_id == result.tracker_run_id
+
+        version = resolve_model_ref(session, "detector:candidate")
+        assert (version.version, version.run_id) == (1, run.id)
+        assert version.classes == ["fallen_person", "person"]
+        assert (
+            version.artifacts["checkpoint"]
+            == result.checkpoint
+            == {"key": run.checkpoint_key, "size": result.checkpoint["size"]}
+        )
+        changes = session.scalars(select(AliasChange)).all()
+        assert [(c.alias, c.old_version, c.new_version) for c in changes] == [("candidate", None, 1)]
+
+        trail = lineage(session, "detector@1")
+        assert trail["dataset"] == {"name": "home", "version": 1}
+        assert trail["slices"] == {"train": "train", "val": "val"}
+        assert trail["run"]["id"] == run.id and trail["ancestors"] == []
+        assert list_runs(session)[0].model_versions == ["detector@1"]
+        assert show_run(session, run.id)["config_sources"]["seed"] == "set"
+
+    client = MlflowClient(tracking_uri=settings.tracking_url)
+    tracked = client.get_run(result.tracker_run_id)
+    assert tracked.info.status == "FINISHED"
+    assert client.get_experiment(tracked.info.experiment_id).name == "detector"
+    assert tracked.data.params["seed"] == "7" and tracked.data.params["dataset"] == "home@1"
+    assert tracked.data.tags["cvcycle.run_id"] == str(result.run_id)
+    assert [m.step for m in client.get_metric_history(tracked.info.run_id, "val_loss")] == [1, 2]
+    assert "best_val_map50" in tracked.data.metrics
+    assert {a.path for a in client.list_artifacts(tracked.info.run_id)} == {
+        "checkpoint.pt",
+        "environment.json",
+    }
+
+    # The version loads from the registry and predicts in image pixels.
+    model = load_model(db, store, "detector:candidate")
+    assert model.classes == ("fallen_person", "person") and str(model.version) == "detector@1"
+    assert model.input_size == (64, 96) and not model.module.training
+    frame = decode_jpeg(next(store.get_bytes(k) for k in _frame_keys(db, 1)))
+    found = model.predict([frame, frame], threshold=0.0)
+    assert len(found) == 2 and np.array_equal(found[0].xyxy, found[1].xyxy)
+    assert (found[0].xyxy[:, 2] <= frame.shape[1] + 1e-3).all()
+
+
+def _frame_keys(db: Database, count: int) -> list[str]:
+    from cvcycle.db.models import Frame
+
+    with db.read() as session:
+        return list(session.scalars(select(Frame.blob_key).limit(count)))
+
+
+def test_a_clone_changes_only_the_overrides_and_moves_the_candidate(
+    db: Database, store: BlobStore, settings: Settings, day_dataset: str
+) -> None:
+    first = train_model(db, store, settings, dataset=day_dataset, sets=TINY_SETS)
+    second = clone_run(db, store, settings, first.run_id, ["lr=0.005"])
+    assert second.ref == "detector@2" and second.alias == "candidate"
+    with db.read() as session:
+        parent, child = session.get(Run, first.run_id), session.get(Run, second.run_id)
+        assert parent is not None and child is not None
+        assert child.parent_run_id == parent.id
+        assert child.config == {**parent.config, "lr": 0.005}
+        assert child.overrides == {"lr": 0.005}
+        assert {k for k, v in child.config_sources.items() if v != "parent"} == {"lr"}
+        assert child.config_sources["lr"] == "set"
+        assert (child.dataset_id, child.dataset_version, child.train_slice, child.val_slice) == (
+            parent.dataset_id,
+            parent.dataset_version,
+            parent.train_slice,
+            parent.val_slice,
+        )
+        assert resolve_model_ref(session, "detector:candidate").version == 2
+        moves = session.scalars(select(AliasChange).order_by(AliasChange.id)).all()
+        assert [(c.old_version, c.new_version, c.reason) for c in moves] == [
+            (None, 1, f"trained by run {first.run_id}"),
+            (1, 2, f"trained by run {second.run_id}"),
+        ]
+        assert [a["id"] for a in lineage(session, "detector@2")["ancestors"]] == [first.run_id]
+
+    # --from takes the parent's config as the layer under --set, and records the parent.
+    third = train_model(db, store, settings, dataset=day_dataset, from_model="detector@2", sets=["epochs=1"])
+    with db.read() as session:
+        child = session.get(Run, third.run_id)
+        assert child is not None and child.parent_run_id == second.run_id
+        assert child.config["lr"] == 0.005 and child.config_sources["lr"] == "parent"
+        assert child.config["epochs"] == 1 and child.config_sources["epochs"] == "set"
+
+
+def test_a_failed_run_is_marked_failed_and_makes_no_version(
+    db: Database, store: BlobStore, settings: Settings, day_dataset: str
+) -> None:
+    # A filter that selects no frames: the run starts, then finds nothing to learn from.
+    with pytest.raises(InvalidInput, match="no boxes to learn classes from"):
+        train_model(db, store, settings, dataset=day_dataset, train_slice="lighting=night", sets=TINY_SETS)
+    with db.read() as session:
+        run = session.scalars(select(Run)).one()
+        assert run.status == "failed" and run.finished_at is not None
+        assert run.error is not None and "no boxes to learn classes from" in run.error
+        assert session.scalars(select(ModelVersion)).all() == []
+        assert list_runs(session)[0].error is not None
+    assert run.tracker_run_id is not None
+    assert (
+        MlflowClient(tracking_uri=settings.tracking_url).get_run(run.tracker_run_id).info.status == "FAILED"
+    )
+
+
+# (train_model arguments, expected exception, words of its message)
+BAD_REQUESTS: list[tuple[dict[str, Any], type[Exception], str]] = [
+    ({"dataset": "home"}, InvalidInput, "working copy"),
+    ({"dataset": "home@9"}, NotFound, "version 9"),
+    ({"dataset": "nowhere@1"}, NotFound, "'nowhere'"),
+    ({"dataset": "home@1", "val_slice": "no-such-slice"}, NotFound, "no-such-slice"),
+    ({"dataset": "home@1", "sets": ["adapter=yolo"]}, InvalidInput, "'yolo'"),
+    ({"dataset": "home@1", "sets": ["lrr=1"]}, InvalidInput, "'lrr'"),
+    ({"dataset": "home@1", "from_model": "detector@3"}, NotFound, "'detector'"),
+    ({"dataset": "home@1", "from_model": "detector@x"}, InvalidInput, "invalid version 'x'"),
+]
+
+
+def test_a_bad_request_is_refused_before_any_run_is_recorded(
+    db: Database, store: BlobStore, settings: Settings, day_dataset: str
+) -> None:
+    for kwargs, error, message in BAD_REQUESTS:
+        with pytest.raises(error, match=message):
+            train_model(db, store, settings, **kwargs)
+    with db.read() as session:
+        assert session.scalars(select(Run)).all() == []
+
+
+def test_cloning_a_run_that_does_not_exist(db: Database, store: BlobStore, settings: Settings) -> None:
+    with pytest.raises(NotFound, match="run 42 does not exist"):
+        clone_run(db, store, settings, 42)
