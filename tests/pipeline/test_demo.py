@@ -14,7 +14,7 @@ from cvcycle.settings import Settings
 
 @pytest.mark.slow
 def test_demo_runs_the_whole_loop(tmp_path: Path) -> None:
-    options = DemoOptions(day_clips=5, stream_clips=1, train_seconds=4.0)
+    options = DemoOptions(day_clips=5, stream_clips=1, train_epochs=1)
     report = run_demo(Settings(home=tmp_path / "demo"), options)
     names = [s.name for s in report.stages]
     for expected in (

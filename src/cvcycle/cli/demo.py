@@ -28,7 +28,10 @@ def register(app: typer.Typer) -> None:
         json_out: Path | None = typer.Option(
             None, "--json-out", help="Write stage timings, gate and rates here."
         ),
-        train_seconds: float = typer.Option(45.0, "--train-seconds", help="Training budget per model."),
+        epochs: int = typer.Option(15, "--epochs", min=1, help="Training epochs per model."),
+        train_seconds: float | None = typer.Option(
+            None, "--train-seconds", help="Cap on training time per model."
+        ),
         seed: int = typer.Option(1, "--seed"),
     ) -> None:
         """Train, serve, collect operator feedback, retrain, gate, redeploy, and measure the change."""
@@ -38,7 +41,9 @@ def register(app: typer.Typer) -> None:
             raise InvalidInput(f"{target} is not empty", hint="give --home a new directory, or remove it")
         settings = Settings(home=target)
         report = run_demo(
-            settings, DemoOptions(seed=seed, train_seconds=train_seconds), on_stage=_print_stage
+            settings,
+            DemoOptions(seed=seed, train_epochs=epochs, train_seconds=train_seconds),
+            on_stage=_print_stage,
         )
         if report.gate:
             console.print()
