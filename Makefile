@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 PYTEST_WORKERS ?= 2
 DEMO_HOME ?= .cvcycle/demo
 
-.PHONY: install demo demo-data test lint bench clean
+.PHONY: install browser demo demo-data test lint bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,7 +24,13 @@ demo-data: install
 	rm -rf $(DEMO_HOME)-data $(DEMO_HOME)-data-out
 	CVCYCLE_HOME=$(DEMO_HOME)-data bash scripts/demo-data.sh $(DEMO_HOME)-data-out
 
-test: install
+# Browser tests drive Debian's Chromium through Playwright; install it when it is missing.
+browser:
+	@test -x /usr/bin/chromium || { echo "installing chromium for the browser tests"; \
+	  if [ "$$(id -u)" = 0 ]; then apt-get install -y -q chromium >/dev/null || { apt-get update -q && apt-get install -y -q chromium >/dev/null; }; \
+	  else sudo apt-get install -y -q chromium >/dev/null; fi; }
+
+test: install browser
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS)
 
 lint: install

@@ -1,0 +1,67 @@
+"""The FastAPI application: services on ``app.state``, errors as ``{"error", "hint"}``, the web UI.
+
+Errors from the one hierarchy in :mod:`cvcycle.errors` keep their HTTP status; request validation
+errors become 422 with the failing field named in ``error``. The browser UI is static ES modules
+served from ``cvcycle/web/static``; every path that is not ``/api/...`` or a static file gets the
+shell ``index.html`` so the front end's router can take it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+import cvcycle
+from cvcycle.db import Database, open_database
+from cvcycle.errors import CvcycleError
+from cvcycle.settings import Settings, get_settings
+from cvcycle.store import BlobStore, open_store
+
+STATIC_DIR = Path(__file__).resolve().parent.parent / "web" / "static"
+
+
+def _field_path(loc: tuple[Any, ...] | list[Any]) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path")]
+    return ".".join(parts) or "request"
+
+
+def create_app(
+    settings: Settings | None = None, *, db: Database | None = None, store: BlobStore | None = None
+) -> FastAPI:
+    """Build the app over one database and blob store (opened from the settings unless given)."""
+    from cvcycle.api.routes import ROUTERS
+
+    settings = settings or get_settings()
+    app = FastAPI(title="cvcycle", version=cvcycle.__version__, docs_url="/api/docs", redoc_url=None)
+    app.state.settings = settings
+    app.state.db = db or open_database(settings)
+    app.state.store = store or open_store(settings)
+
+    @app.exception_handler(CvcycleError)
+    async def _cvcycle_error(_: Request, exc: CvcycleError) -> JSONResponse:
+        return JSONResponse({"error": exc.message, "hint": exc.hint}, status_code=exc.http_status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = [f"{_field_path(e.get('loc', ()))}: {e.get('msg', 'invalid')}" for e in exc.errors()]
+        return JSONResponse(
+            {"error": "; ".join(problems), "hint": None, "detail": exc.errors()}, status_code=422
+        )
+
+    for router in ROUTERS:
+        app.include_router(router)
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    @app.get("/{path:path}", include_in_schema=False)
+    async def _shell(path: str) -> Any:
+        if path.startswith("api/"):
+            return JSONResponse({"error": f"no API route /{path}", "hint": "see /openapi.json"}, 404)
+        return FileResponse(STATIC_DIR / "index.html")
+
+    return app
