@@ -33,6 +33,12 @@ class NotFound(CvcycleError):
     http_status = 404
 
 
+class TooLarge(CvcycleError):
+    """An upload is bigger than the configured limit."""
+
+    http_status = 413
+
+
 class Conflict(CvcycleError):
     """A write lost a race or would overwrite newer work (stale revision, existing name)."""
 

@@ -36,6 +36,16 @@ class Settings(BaseSettings):
         default=None, description="Local read cache for remote blob stores; default <home>/cache"
     )
     sqlite_busy_timeout_ms: int = Field(default=30_000, ge=0)
+    spot_check_share: float = Field(
+        default=0.1, ge=0.0, le=1.0, description="Share of finished annotation tasks sent to review."
+    )
+    spot_check_seed: int = Field(default=0, description="Seed of the spot-check draw (same seed, same tasks).")
+    max_upload_bytes: int = Field(
+        default=64 * 1024 * 1024, ge=1, description="Largest upload the API accepts (e.g. an events file)."
+    )
+    mlflow_ui_url: str | None = Field(
+        default=None, description="Where the MLflow UI runs (e.g. http://127.0.0.1:5000): runs link there."
+    )
 
     @field_validator("home")
     @classmethod

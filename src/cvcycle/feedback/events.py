@@ -366,7 +366,7 @@ def _decode_base64(text: str) -> bytes | None:
         return None
 
 
-def _read_snapshot(text: str, base_dir: Path | None) -> tuple[bytes, int, int]:
+def _read_snapshot(text: str, base_dir: Path | None, allow_paths: bool = True) -> tuple[bytes, int, int]:
     """JPEG bytes, width and height of a snapshot given as a path, base64 or a data: URL."""
     if text.startswith("data:"):
         data = _decode_base64(text.partition(",")[2])
@@ -374,7 +374,7 @@ def _read_snapshot(text: str, base_dir: Path | None) -> tuple[bytes, int, int]:
             raise BadLine("unreadable snapshot: a data: URL without a base64 payload")
         return _snapshot_jpeg(data)
     path: Path | None = None
-    if len(text) < _MAX_PATH_CHARS:
+    if allow_paths and len(text) < _MAX_PATH_CHARS:
         path = Path(text)
         if not path.is_absolute() and base_dir is not None:
             path = base_dir / path
@@ -389,6 +389,8 @@ def _read_snapshot(text: str, base_dir: Path | None) -> tuple[bytes, int, int]:
                 raise BadLine(f"unreadable snapshot {text!r}: {exc.strerror}") from None
     data = _decode_base64(text)
     missing = f"no such file {str(path)!r}" if path is not None else "not valid base64"
+    if not allow_paths and not data:
+        missing = "not valid base64 (file paths are not read from an upload: send the image as base64)"
     if not data:
         raise BadLine(f"unreadable snapshot: {missing}")
     try:
@@ -475,12 +477,15 @@ def _resolve_frames(session: Session, parsed: list[_Parsed]) -> dict[Any, tuple[
     return found
 
 
-def push_events(db: Database, store: BlobStore, lines: Iterable[str] | Path) -> PushResult:
+def push_events(
+    db: Database, store: BlobStore, lines: Iterable[str] | Path, *, allow_paths: bool = True
+) -> PushResult:
     """Store the events of a JSON Lines feed; bad lines are reported, the good ones kept together.
 
     ``lines`` is a path to a ``.jsonl`` file or any iterable of lines. Blank lines are skipped.
     Events whose ``id`` is already stored (or repeated within the feed) are counted as duplicates
-    and not stored again.
+    and not stored again. ``allow_paths=False`` (an upload from elsewhere) refuses snapshot paths,
+    so a client cannot make the server read its own files.
     """
     result = PushResult()
     numbered, base_dir = _numbered_lines(lines)
@@ -501,7 +506,7 @@ def push_events(db: Database, store: BlobStore, lines: Iterable[str] | Path) -> 
     for p in parsed:
         try:
             if p.snapshot is not None and p.external_id not in known:
-                _store_snapshot(p, store, base_dir)
+                _store_snapshot(p, store, base_dir, allow_paths)
             good.append(p)
         except BadLine as exc:
             result.errors.append(LineError(p.line, str(exc)))
@@ -539,9 +544,9 @@ def _known_external_ids(session: Session, ids: list[str]) -> set[str]:
     return known
 
 
-def _store_snapshot(p: _Parsed, store: BlobStore, base_dir: Path | None) -> None:
+def _store_snapshot(p: _Parsed, store: BlobStore, base_dir: Path | None, allow_paths: bool) -> None:
     assert p.snapshot is not None
-    jpeg, width, height = _read_snapshot(p.snapshot, base_dir)
+    jpeg, width, height = _read_snapshot(p.snapshot, base_dir, allow_paths)
     # Boxes are checked before the write, so a line with a bad box leaves no blob behind.
     p.detections = _clip_detections(p.detections, width, height)
     ref = store.put_bytes(jpeg)

@@ -4,6 +4,16 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from cvcycle.api.routes import system
+from cvcycle.api.routes import annotation, datasets, events, feedback, loop, media, models, runs, system
 
-ROUTERS: list[APIRouter] = [system.router]
+ROUTERS: list[APIRouter] = [
+    system.router,
+    events.router,
+    feedback.router,
+    loop.router,
+    datasets.router,
+    runs.router,
+    models.router,
+    annotation.router,
+    media.router,
+]

@@ -1,0 +1,173 @@
+"""Production events: the feed (paged, and live as server-sent events), upload, one event, reports."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncGenerator, AsyncIterator
+from typing import Any, Literal
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+from starlette.formparsers import MultiPartParser
+
+from cvcycle.api.deps import DbDep, SettingsDep, StoreDep
+from cvcycle.errors import InvalidInput, TooLarge
+from cvcycle.feedback.events import push_events
+from cvcycle.feedback.feed import event_detail, event_image, feed_after, feed_page, newest_event_id
+from cvcycle.feedback.reports import DEFAULT_DATASET, ReportBox, report_event
+
+router = APIRouter(prefix="/api/events", tags=["events"])
+
+# The live feed asks the database at least this often, so events pushed by another process
+# (``cvcycle events push``) show up too; pushes through this app wake it at once.
+FEED_POLL_SECONDS = 1.0
+FEED_TICK_SECONDS = 0.02
+FEED_KEEPALIVE_SECONDS = 15.0
+
+
+def notify_feed(request: Request) -> None:
+    """Tell the live feeds of this app that events arrived."""
+    request.app.state.feed_changes = getattr(request.app.state, "feed_changes", 0) + 1
+
+
+@router.get("")
+def list_feed(
+    db: DbDep,
+    limit: int = Query(200, ge=1, le=20_000),
+    before_id: int | None = Query(None, ge=1),
+) -> list[dict[str, Any]]:
+    """The newest events first (older than ``before_id`` when given), each with its verdicts."""
+    return [item.to_json() for item in feed_page(db, limit=limit, before_id=before_id)]
+
+
+@router.get("/stream", response_class=StreamingResponse)
+async def stream_feed(
+    request: Request,
+    db: DbDep,
+    after_id: int | None = Query(None, ge=0, description="Send events after this id; default: from now on."),
+    max_events: int | None = Query(None, ge=1, description="Close the stream after this many events."),
+) -> StreamingResponse:
+    """Server-sent events: one ``event`` message per new event, its JSON as data and its id as the id."""
+    last_event_id = request.headers.get("last-event-id", "")
+    start = int(last_event_id) if last_event_id.isdigit() else after_id
+    if start is None:
+        start = await run_in_threadpool(newest_event_id, db)
+
+    async def messages() -> AsyncIterator[str]:
+        last, sent, seen_changes = start, 0, -1
+        last_poll = last_write = time.monotonic()
+        yield f"retry: 1000\nevent: hello\ndata: {json.dumps({'after_id': last})}\n\n"
+        while not await request.is_disconnected():
+            changes, now = getattr(request.app.state, "feed_changes", 0), time.monotonic()
+            if changes != seen_changes or now - last_poll >= FEED_POLL_SECONDS:
+                seen_changes, last_poll = changes, now
+                for item in await run_in_threadpool(feed_after, db, last):
+                    last, sent, last_write = item.event.id, sent + 1, now
+                    yield f"id: {last}\nevent: event\ndata: {json.dumps(item.to_json())}\n\n"
+                    if max_events is not None and sent >= max_events:
+                        return
+            if now - last_write >= FEED_KEEPALIVE_SECONDS:
+                last_write = now
+                yield ": keep-alive\n\n"
+            await asyncio.sleep(FEED_TICK_SECONDS)
+
+    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    return StreamingResponse(messages(), media_type="text/event-stream", headers=headers)
+
+
+async def _read_upload(request: Request, limit: int) -> bytes:
+    """The request body (or its ``file`` part for a form upload), refused past ``limit`` bytes."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise TooLarge(
+            f"upload of {int(declared)} bytes is over the limit of {limit} bytes",
+            hint="split the file, or raise CVCYCLE_MAX_UPLOAD_BYTES",
+        )
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise TooLarge(f"upload is over the limit of {limit} bytes", hint="split the file")
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        return bytes(body)
+
+    async def replay() -> AsyncGenerator[bytes, None]:
+        yield bytes(body)
+
+    form = await MultiPartParser(request.headers, replay()).parse()
+    upload = form.get("file")
+    if upload is None or isinstance(upload, str):
+        raise InvalidInput("file: a form upload needs the events file in a part named 'file'")
+    return await upload.read()
+
+
+@router.post("")
+async def upload_events(request: Request, db: DbDep, store: StoreDep, settings: SettingsDep) -> Response:
+    """Store events sent as JSON Lines (the body, or a form's ``file``); snapshots as base64.
+
+    Answers what was kept, the duplicates and the bad lines; 422 when no line could be kept.
+    """
+    data = await _read_upload(request, settings.max_upload_bytes)
+    lines = data.decode("utf-8", errors="replace").splitlines()
+    result = await run_in_threadpool(push_events, db, store, lines, allow_paths=False)
+    if result.kept:
+        notify_feed(request)
+    body = result.to_json()
+    if result.errors and not result.kept and not result.duplicates:
+        first = "; ".join(str(e) for e in result.errors[:3])
+        return JSONResponse({"error": f"no event kept: {first}", "hint": None, **body}, status_code=422)
+    return JSONResponse(body)
+
+
+@router.get("/{event_id}")
+def get_event(event_id: int, db: DbDep) -> dict[str, Any]:
+    """One event with the reports on it and the classes its model knows."""
+    return event_detail(db, event_id)
+
+
+@router.get("/{event_id}/image", response_class=Response)
+def get_event_image(event_id: int, db: DbDep, store: StoreDep) -> Response:
+    """The event's image as JPEG (its snapshot, or the frame it refers to)."""
+    key, size = event_image(db, event_id)
+    headers = {"Cache-Control": "private, max-age=86400, immutable"}
+    return Response(store.get_bytes(key, size), media_type="image/jpeg", headers=headers)
+
+
+class BoxBody(BaseModel):
+    """A box in pixels of the event's image: top-left x, y and a positive width and height."""
+
+    cls: str = Field(min_length=1, max_length=100)
+    x: float = Field(allow_inf_nan=False)
+    y: float = Field(allow_inf_nan=False)
+    w: float = Field(gt=0, allow_inf_nan=False)
+    h: float = Field(gt=0, allow_inf_nan=False)
+
+
+class ReportBody(BaseModel):
+    type: Literal["confirmed", "false_detection", "inaccurate_detection", "missed_detection"]
+    detection: int | None = Field(None, ge=0, description="Index into the event's detections.")
+    box: BoxBody | None = Field(None, description="The right box: for inaccurate and missed detections.")
+    operator: str = Field("", max_length=200)
+    comment: str = Field("", max_length=5_000)
+    dataset: str = DEFAULT_DATASET
+
+
+@router.post("/{event_id}/reports", status_code=201)
+def post_report(event_id: int, body: ReportBody, db: DbDep) -> dict[str, Any]:
+    """An operator's verdict; anything but ``confirmed`` opens (or joins) an annotation task."""
+    box = ReportBox(body.box.cls, body.box.x, body.box.y, body.box.w, body.box.h) if body.box else None
+    record = report_event(
+        db,
+        event_id,
+        body.type,
+        box=box,
+        detection=body.detection,
+        operator=body.operator,
+        comment=body.comment,
+        dataset=body.dataset,
+    )
+    return record.to_json()

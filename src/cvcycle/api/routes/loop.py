@@ -1,0 +1,18 @@
+"""The loop as a whole: its timeline of dataset versions, runs, gate reports and deployments."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from cvcycle.api.deps import DbDep
+from cvcycle.pipeline.timeline import loop_timeline
+
+router = APIRouter(prefix="/api", tags=["loop"])
+
+
+@router.get("/timeline")
+def timeline(db: DbDep) -> list[dict[str, Any]]:
+    """Every step of the loop on record, oldest first."""
+    return [item.to_json() for item in loop_timeline(db)]

@@ -1,0 +1,32 @@
+"""Training runs: the newest first, and one run in full with a link to its MLflow run."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Query
+
+from cvcycle.api.deps import DbDep, SettingsDep
+from cvcycle.train.service import list_runs, show_run
+
+router = APIRouter(prefix="/api/runs", tags=["runs"])
+
+
+@router.get("")
+def runs(
+    db: DbDep, model: str | None = None, limit: int = Query(100, ge=1, le=1_000)
+) -> list[dict[str, Any]]:
+    with db.read() as session:
+        return [r.to_json() for r in list_runs(session, model, limit)]
+
+
+@router.get("/{run_id}")
+def run(run_id: int, db: DbDep, settings: SettingsDep) -> dict[str, Any]:
+    """Everything the run recorded; ``tracker_url`` opens it in the MLflow UI when one is configured."""
+    with db.read() as session:
+        shown = show_run(session, run_id)
+    tracker_id = shown.get("tracker_run_id")
+    ui = settings.mlflow_ui_url
+    shown["tracker_url"] = f"{ui.rstrip('/')}/#/runs/{tracker_id}" if ui and tracker_id else None
+    shown["tracking_uri"] = settings.tracking_url
+    return shown

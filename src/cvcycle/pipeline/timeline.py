@@ -1,0 +1,119 @@
+"""The loop's timeline: dataset versions, training runs, gate reports and deployments, in time order.
+
+A deployment is a move of a model alias (``production`` and the like): the registry records each
+move with its time and reason. A gate report carries no time of its own; it is placed when its
+candidate's training run finished (the gate runs after that), or when the version was recorded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+
+from cvcycle.db.engine import Database
+from cvcycle.db.models import AliasChange, Dataset, DatasetVersion, ModelVersion, Run
+from cvcycle.feedback.events import as_utc
+
+TIMELINE_KINDS = ("dataset_version", "run", "gate", "deployment")
+
+
+@dataclass(frozen=True)
+class TimelineItem:
+    time: datetime
+    kind: str  # one of TIMELINE_KINDS
+    title: str
+    detail: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"time": self.time.isoformat(), "kind": self.kind, "title": self.title, "detail": self.detail}
+
+
+def _dataset_versions(session: Any) -> list[TimelineItem]:
+    rows = session.execute(
+        select(Dataset.name, DatasetVersion).join(Dataset, Dataset.id == DatasetVersion.dataset_id)
+    )
+    return [
+        TimelineItem(
+            as_utc(v.created_at),
+            "dataset_version",
+            f"{name}@{v.number} committed",
+            {
+                "dataset": name,
+                "version": v.number,
+                "message": v.message,
+                "author": v.author,
+                "frames": (v.stats.get("totals") or {}).get("frames"),
+                "labels": (v.stats.get("totals") or {}).get("labels"),
+            },
+        )
+        for name, v in rows
+    ]
+
+
+def _runs(session: Any) -> list[TimelineItem]:
+    names = dict(session.execute(select(Dataset.id, Dataset.name)).all())
+    return [
+        TimelineItem(
+            as_utc(r.created_at),
+            "run",
+            f"run {r.id}: {r.model_name} on {names.get(r.dataset_id, r.dataset_id)}@{r.dataset_version}",
+            {"run_id": r.id, "status": r.status, "model": r.model_name, "metrics": r.metrics},
+        )
+        for r in session.scalars(select(Run))
+    ]
+
+
+def _gates(session: Any) -> list[TimelineItem]:
+    items = []
+    rows = session.execute(
+        select(ModelVersion, Run.finished_at)
+        .outerjoin(Run, Run.id == ModelVersion.run_id)
+        .where(ModelVersion.gate_report.is_not(None))
+    )
+    for version, finished_at in rows:
+        report = version.gate_report or {}
+        old = (report.get("models") or {}).get("old", "?")
+        verdict = report.get("verdict", "?")
+        items.append(
+            TimelineItem(
+                as_utc(finished_at or version.created_at),
+                "gate",
+                f"gate {version.name}@{version.version} vs {old}: {verdict}",
+                {
+                    "model": version.name,
+                    "version": version.version,
+                    "verdict": verdict,
+                    "reasons": report.get("reasons", []),
+                },
+            )
+        )
+    return items
+
+
+def _deployments(session: Any) -> list[TimelineItem]:
+    return [
+        TimelineItem(
+            as_utc(c.changed_at),
+            "deployment",
+            f"{c.name}:{c.alias} -> {c.new_version}" + (f" (was {c.old_version})" if c.old_version else ""),
+            {
+                "model": c.name,
+                "alias": c.alias,
+                "old_version": c.old_version,
+                "new_version": c.new_version,
+                "reason": c.reason,
+            },
+        )
+        for c in session.scalars(select(AliasChange))
+    ]
+
+
+def loop_timeline(db: Database) -> list[TimelineItem]:
+    """Every step of the loop on record, oldest first."""
+    with db.read() as session:
+        items = _dataset_versions(session) + _runs(session) + _gates(session) + _deployments(session)
+    order = {kind: i for i, kind in enumerate(TIMELINE_KINDS)}
+    return sorted(items, key=lambda item: (item.time, order[item.kind]))
