@@ -1,5 +1,6 @@
 """ORM models, one module per area; everything is re-exported here for ``from cvcycle.db.models import X``."""
 
+from cvcycle.db.models.annotation import Assignment, Review
 from cvcycle.db.models.base import Base, BigId, utcnow
 from cvcycle.db.models.data import (
     Dataset,
@@ -18,6 +19,7 @@ from cvcycle.db.models.runs import AliasChange, ModelAlias, ModelVersion, Run
 
 __all__ = [
     "AliasChange",
+    "Assignment",
     "Base",
     "BigId",
     "Dataset",
@@ -31,6 +33,7 @@ __all__ = [
     "ModelAlias",
     "ModelVersion",
     "Report",
+    "Review",
     "ReviewSample",
     "Run",
     "Segment",

@@ -64,6 +64,10 @@ class Task(Base):
     dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
     frame_id: Mapped[int] = mapped_column(ForeignKey("frames.id", ondelete="CASCADE"))
     assignee: Mapped[str | None] = mapped_column(String(200))
+    # Set for a video task (actions and tracks over the whole medium); frame_id is then its first frame.
+    media_id: Mapped[int | None] = mapped_column(ForeignKey("media.id", ondelete="CASCADE"))
+    # How many annotators label the item independently (k); above 1 the work goes to review.
+    overlap: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     done_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     done_by: Mapped[str | None] = mapped_column(String(200))

@@ -1,0 +1,121 @@
+"""Annotation: tasks (mine / all), assignments and their drafts, submitting, review, agreement."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import APIRouter
+from pydantic import BaseModel, Field
+
+from cvcycle.annotate.assignments import (
+    create_annotation_task,
+    get_annotation_task,
+    get_assignment,
+    list_annotation_tasks,
+    open_assignment,
+    save_draft,
+)
+from cvcycle.annotate.documents import Draft
+from cvcycle.annotate.review import (
+    SpotCheck,
+    review_assignment,
+    review_queue,
+    submit_assignment,
+    task_agreement,
+)
+from cvcycle.api.deps import DbDep, SettingsDep
+
+router = APIRouter(prefix="/api", tags=["annotation"])
+
+Name = Field(min_length=1, max_length=200)
+
+
+class NewTask(BaseModel):
+    dataset: str = Field(min_length=1, max_length=200)
+    frame_id: int | None = None
+    media_id: int | None = None
+    annotators: list[str] = Field(default_factory=list, max_length=10)
+    overlap: int = Field(default=1, ge=1, le=10)
+
+
+class Taker(BaseModel):
+    annotator: str = Name
+
+
+class DraftSave(BaseModel):
+    rev: int = Field(ge=1)
+    author: str = Name
+    draft: Draft
+
+
+class Submission(BaseModel):
+    rev: int = Field(ge=1)
+    author: str = Name
+
+
+class Verdict(BaseModel):
+    verdict: Literal["accept", "reject"]
+    reviewer: str = Name
+    comment: str = Field(default="", max_length=5_000)
+
+
+@router.get("/tasks")
+def tasks(db: DbDep, annotator: str | None = None, status: str | None = None) -> dict[str, Any]:
+    """All annotate tasks, or those of ``annotator`` ("my tasks"), newest first."""
+    return {"tasks": [t.to_json() for t in list_annotation_tasks(db, annotator, status)]}
+
+
+@router.post("/tasks", status_code=201)
+def new_task(body: NewTask, db: DbDep) -> dict[str, Any]:
+    return create_annotation_task(
+        db,
+        body.dataset,
+        frame_id=body.frame_id,
+        media_id=body.media_id,
+        annotators=body.annotators,
+        overlap=body.overlap,
+    ).to_json()
+
+
+@router.get("/tasks/{task_id}")
+def task(task_id: int, db: DbDep) -> dict[str, Any]:
+    return get_annotation_task(db, task_id).to_json()
+
+
+@router.post("/tasks/{task_id}/assignments")
+def take_task(task_id: int, body: Taker, db: DbDep) -> dict[str, Any]:
+    """The annotator's assignment on the task (taken now if there is a free place)."""
+    return open_assignment(db, task_id, body.annotator).to_json()
+
+
+@router.get("/tasks/{task_id}/agreement")
+def agreement(task_id: int, db: DbDep) -> dict[str, Any]:
+    return task_agreement(db, task_id).to_json()
+
+
+@router.get("/assignments/{assignment_id}")
+def assignment(assignment_id: int, db: DbDep) -> dict[str, Any]:
+    return get_assignment(db, assignment_id).to_json()
+
+
+@router.put("/assignments/{assignment_id}/draft")
+def save(assignment_id: int, body: DraftSave, db: DbDep) -> dict[str, Any]:
+    """Save the draft made on revision ``rev``; 409 if someone saved since (nothing is overwritten)."""
+    return save_draft(db, assignment_id, body.rev, body.draft, body.author).to_json()
+
+
+@router.post("/assignments/{assignment_id}/submit")
+def submit(assignment_id: int, body: Submission, db: DbDep, settings: SettingsDep) -> dict[str, Any]:
+    spot_check = SpotCheck(settings.spot_check_share, settings.spot_check_seed)
+    return submit_assignment(db, assignment_id, body.rev, body.author, spot_check).to_json()
+
+
+@router.post("/assignments/{assignment_id}/review")
+def review(assignment_id: int, body: Verdict, db: DbDep) -> dict[str, Any]:
+    return review_assignment(db, assignment_id, body.verdict, body.reviewer, body.comment).to_json()
+
+
+@router.get("/reviews")
+def reviews(db: DbDep) -> dict[str, Any]:
+    """Tasks whose submitted work waits for a reviewer, with the annotators' agreement."""
+    return {"items": [item.to_json() for item in review_queue(db)]}

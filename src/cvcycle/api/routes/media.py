@@ -1,0 +1,29 @@
+"""Media for the UI: a medium's facts and frame N of it as JPEG (immutable, cached by browsers)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+
+from cvcycle.api.deps import DbDep, StoreDep
+from cvcycle.data.frame_images import frame_image, get_media_info
+
+router = APIRouter(prefix="/api/media", tags=["media"])
+
+# A medium is content-addressed, so its frame N never changes.
+_IMMUTABLE = "public, max-age=31536000, immutable"
+
+
+@router.get("/{media_id}")
+def media(media_id: int, db: DbDep) -> dict[str, Any]:
+    return get_media_info(db, media_id).to_json()
+
+
+@router.get("/{media_id}/frames/{index}.jpg", response_class=Response)
+def frame(media_id: int, index: int, request: Request, db: DbDep, store: StoreDep) -> Response:
+    image = frame_image(db, store, media_id, index)
+    headers = {"Cache-Control": _IMMUTABLE, "ETag": image.etag}
+    if request.headers.get("if-none-match") == image.etag:
+        return Response(status_code=304, headers=headers)
+    return Response(image.jpeg, media_type="image/jpeg", headers=headers)

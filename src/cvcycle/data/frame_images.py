@@ -1,0 +1,89 @@
+"""Frame pixels by medium and index, for the UI: a stored JPEG when the frame was sampled at ingest,
+otherwise decoded from the medium's video on request (``cvcycle.media.seek``).
+
+Media are content-addressed, so a medium's frame N never changes: the ETag names the medium's
+digest and the index, and callers may let browsers cache the answer for good.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+
+from cvcycle.db.engine import Database
+from cvcycle.db.models import Frame, Media
+from cvcycle.errors import NotFound
+from cvcycle.media.seek import read_frame_jpeg
+from cvcycle.store import BlobStore
+
+DISPLAY_QUALITY = 85
+
+
+@dataclass(frozen=True)
+class MediaInfo:
+    id: int
+    kind: str
+    file_name: str
+    width: int
+    height: int
+    fps: float | None
+    frame_count: int
+    sample_every: int
+    sha256: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "file_name": self.file_name,
+            "width": self.width,
+            "height": self.height,
+            "fps": self.fps,
+            "frame_count": self.frame_count,
+            "sample_every": self.sample_every,
+            "frame_url": f"/api/media/{self.id}/frames/{{index}}.jpg",
+        }
+
+
+@dataclass(frozen=True)
+class FrameImage:
+    jpeg: bytes
+    etag: str
+
+
+def _media(db: Database, media_id: int) -> Media:
+    with db.read() as session:
+        media = session.get(Media, media_id)
+        if media is None:
+            raise NotFound(f"medium {media_id} does not exist")
+        return media
+
+
+def get_media_info(db: Database, media_id: int) -> MediaInfo:
+    m = _media(db, media_id)
+    return MediaInfo(
+        m.id, m.kind, m.file_name, m.width, m.height, m.fps, m.frame_count, m.sample_every, m.sha256
+    )
+
+
+def frame_image(db: Database, store: BlobStore, media_id: int, index: int) -> FrameImage:
+    """Frame ``index`` of medium ``media_id`` as JPEG; NotFound naming both if there is no such frame."""
+    media = _media(db, media_id)
+    if not 0 <= index < max(media.frame_count, 1):
+        raise NotFound(
+            f"frame {index} of medium {media_id} does not exist",
+            hint=f"medium {media_id} has frames 0..{media.frame_count - 1}",
+        )
+    etag = f'"{media.sha256[:32]}-{index}"'
+    with db.read() as session:
+        stored = session.execute(
+            select(Frame.blob_key, Frame.blob_size).where(Frame.media_id == media_id, Frame.index == index)
+        ).first()
+    if stored is not None:
+        return FrameImage(store.get_bytes(stored[0], stored[1]), etag)
+    if media.kind != "video":
+        raise NotFound(f"frame {index} of medium {media_id} does not exist")
+    path = store.local_path(media.blob_key, media.size)
+    return FrameImage(read_frame_jpeg(path, index, DISPLAY_QUALITY), etag)

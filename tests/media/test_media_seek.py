@@ -1,0 +1,67 @@
+"""Random access to video frames: any order of requests gives the frames a straight decode gives."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from cvcycle.errors import NotFound
+from cvcycle.media.seek import FrameReader, reader_for
+
+from .conftest import FPS, noise_frames
+
+
+def _short_gop_video(path: Path, count: int, gop: int) -> Path:
+    with av.open(str(path), mode="w", format="mp4") as out:
+        stream = out.add_stream("libx264", rate=FPS)
+        stream.width, stream.height, stream.pix_fmt = 160, 120, "yuv420p"
+        stream.codec_context.gop_size = gop
+        stream.options = {"bframes": "2", "sc_threshold": "0"}
+        for rgb in noise_frames(count, seed=3):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return path
+
+
+def _straight(path: Path) -> list[np.ndarray]:
+    with av.open(str(path)) as container:
+        return [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+
+
+@pytest.mark.parametrize("gop", [8, 250])
+def test_random_order_matches_a_straight_decode(tmp_path: Path, gop: int) -> None:
+    path = _short_gop_video(tmp_path / f"gop{gop}.mp4", 70, gop)
+    truth = _straight(path)
+    reader = FrameReader(path)
+    order = list(range(70)) + random.Random(1).sample(range(70), 70) + [69, 0, 35, 36, 34, 60, 2]
+    for index in order:
+        assert np.array_equal(reader.frame(index).to_ndarray(format="rgb24"), truth[index]), index
+    reader.close()
+
+
+def test_stepping_forward_does_not_seek(tmp_path: Path) -> None:
+    path = _short_gop_video(tmp_path / "step.mp4", 40, 8)
+    reader = FrameReader(path)
+    for index in range(10, 40):
+        reader.frame(index)
+    assert reader.seeks == 1
+    reader.jpeg(39)  # from the ring of decoded frames
+    assert reader.seeks == 1
+    reader.close()
+
+
+def test_frames_past_the_end_are_not_found(tmp_path: Path) -> None:
+    path = _short_gop_video(tmp_path / "end.mp4", 20, 8)
+    reader = reader_for(path)
+    assert reader_for(path) is reader
+    with pytest.raises(NotFound, match="frame 20"):
+        reader.frame(20)
+    with pytest.raises(NotFound, match="frame -1"):
+        reader.frame(-1)
+    assert reader.jpeg(19)[:2] == b"\xff\xd8"
