@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from cvcycle.cli import dataset, demo, evaluate, feedback, media, models, publish, serve, setup, train
+from cvcycle.cli import dataset, demo, evaluate, feedback, media, models, publish, serve, setup, sync, train
 
 app = typer.Typer(
     name="cvcycle",
@@ -22,5 +22,6 @@ publish.register_model_commands(models.model_app)
 evaluate.register(app)
 publish.register(app)
 serve.register(app)
+sync.register(app)
 feedback.register(app)
 demo.register(app)

@@ -76,8 +76,18 @@ def publish_model_version(
         row = resolve_model_ref(session, ref)
         label = f"{row.name}@{row.version}"
         name, version, classes = row.name, row.version, list(row.classes or [])
-        onnx_artifact = dict((row.artifacts or {}).get("onnx") or {})
-        verification = dict(row.verification or {})
+        onnx_artifact = publishable_onnx(label, row.artifacts or {}, row.verification or {})
+    data = store.get_bytes(onnx_artifact["key"], onnx_artifact.get("size"))
+    if hashlib.sha256(data).hexdigest() != onnx_artifact["key"]:
+        raise CorruptBlob(f"the ONNX blob of {label} does not match its digest {onnx_artifact['key']}")
+    config = repository_config(name, data, classes, max_batch_size)
+    published = write_repository_version(Path(repo_dir), name, version, data, config)
+    return {**published.to_json(), "ref": label}
+
+
+def publishable_onnx(label: str, artifacts: dict[str, Any], verification: dict[str, Any]) -> dict[str, Any]:
+    """The ``onnx`` artifact (key, size) of a version; InvalidInput if it is missing or not verified."""
+    onnx_artifact = dict(artifacts.get("onnx") or {})
     if not onnx_artifact:
         raise InvalidInput(
             f"{label} has no ONNX export, so there is nothing to publish",
@@ -89,19 +99,19 @@ def publish_model_version(
             hint=f"see `cvcycle model export {label} --json` for the per-output errors; "
             "fix the model or its export and export again",
         )
-    data = store.get_bytes(onnx_artifact["key"], onnx_artifact.get("size"))
-    if hashlib.sha256(data).hexdigest() != onnx_artifact["key"]:
-        raise CorruptBlob(f"the ONNX blob of {label} does not match its digest {onnx_artifact['key']}")
-    io = io_from_onnx(data)
-    config = model_config(
+    return onnx_artifact
+
+
+def repository_config(name: str, onnx_bytes: bytes, classes: list[str], max_batch_size: int) -> str:
+    """The ``config.pbtxt`` a published version gets: the graph's tensors and the model's classes."""
+    io = io_from_onnx(onnx_bytes)
+    return model_config(
         name,
         max_batch_size=max_batch_size,
         inputs=io.inputs,
         outputs=io.outputs,
         parameters={"classes": json.dumps(classes)},
     )
-    published = write_repository_version(Path(repo_dir), name, version, data, config)
-    return {**published.to_json(), "ref": label}
 
 
 def _verification_problem(verification: dict[str, Any]) -> str:

@@ -1,0 +1,114 @@
+"""``cvcycle sync``: a serving box's model repository follows an alias of the registry."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.logging import RichHandler
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
+from cvcycle.cli.common import JsonOption, console, database, err_console, handle_errors, print_json, store
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    @handle_errors
+    def sync(
+        alias: str = typer.Option(
+            "production", "--alias", help="The alias whose versions the repository holds."
+        ),
+        repo: Path = typer.Option(
+            ..., "--repo", help="The local model repository (Triton layout) to keep in step."
+        ),
+        models: list[str] = typer.Option(
+            [], "--model", help="Only this model (repeat for several); default: every model with the alias."
+        ),
+        server: str | None = typer.Option(
+            None,
+            "--server",
+            help="The inference server to load into, e.g. http://127.0.0.1:8000 (ours or Triton).",
+        ),
+        watch: float | None = typer.Option(
+            None, "--watch", min=0.01, help="Keep following the alias, checking every this many seconds."
+        ),
+        max_batch_size: int = typer.Option(
+            16, "--max-batch-size", min=1, help="Largest batch a server accepts."
+        ),
+        load_timeout: float = typer.Option(
+            120.0, "--load-timeout", min=0.1, help="Seconds to wait for the server to serve a new version."
+        ),
+        as_json: bool = JsonOption,
+    ) -> None:
+        """Copy the versions behind an alias into a repository, verified, and have the server load them.
+
+        Versions the alias has left are removed once the server serves the new one (kept without --server).
+        A second run does nothing; a run killed midway is resumed by the next one.
+        """
+        from cvcycle.registry.sync import sync_alias, watch_alias
+
+        options: dict[str, Any] = {
+            "models": models,
+            "server": server,
+            "max_batch_size": max_batch_size,
+            "load_timeout": load_timeout,
+        }
+        with _byte_progress(not as_json) as progress:
+            if watch is None:
+                report = sync_alias(database(), store(), repo, alias, progress=progress, **options)
+                if as_json:
+                    print_json(report.to_json())
+                    return
+                for line in report.changes():
+                    console.print(line, highlight=False, soft_wrap=True)
+                for model in report.models:
+                    if model.kept:
+                        kept = ", ".join(str(v) for v in model.kept)
+                        console.print(
+                            f"kept {model.model} version {kept} beside {model.version}: "
+                            "no --server to confirm the switch",
+                            highlight=False,
+                        )
+                if not report.changed:
+                    served = ", ".join(f"{m.model}@{m.version}" for m in report.models)
+                    console.print(f"nothing to do: {repo} already holds {served}", highlight=False)
+                return
+            # Through the console, so that log lines print above the progress bar, not into it.
+            handler = RichHandler(console=err_console, show_path=False, markup=False)
+            logging.basicConfig(level=logging.INFO, format="%(message)s", handlers=[handler])
+            which = ", ".join(models) if models else "every model"
+            logging.getLogger("cvcycle.registry.sync").info(
+                "following %s of %s in %s every %g s (Ctrl-C stops)", alias, which, repo, watch
+            )
+            try:
+                watch_alias(database(), store(), repo, alias, interval=watch, progress=progress, **options)
+            except KeyboardInterrupt:
+                err_console.print("stopped")
+
+
+@contextmanager
+def _byte_progress(enabled: bool) -> Iterator[Callable[[str, int, int | None], None] | None]:
+    """A Rich progress bar in bytes for the copies, on a terminal only."""
+    if not enabled or not err_console.is_terminal:
+        yield None
+        return
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        console=err_console,
+        transient=True,
+    ) as bar:
+        tasks: dict[str, Any] = {}
+
+        def update(description: str, done: int, total: int | None) -> None:
+            if description not in tasks:
+                tasks[description] = bar.add_task(description, total=total)
+            bar.update(tasks[description], completed=done, total=total)
+
+        yield update
