@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 import os
 import queue
 import shutil
@@ -34,7 +35,7 @@ import typer
 from typer.testing import CliRunner
 
 from cvcycle.db import Database
-from cvcycle.errors import CorruptBlob, NotFound
+from cvcycle.errors import Conflict, CorruptBlob, NotFound
 from cvcycle.registry.sync import PAUSE_AFTER_BYTES_ENV, SyncReport, sync_alias, watch_alias
 from cvcycle.settings import get_settings
 from cvcycle.store import BlobStore
@@ -502,7 +503,8 @@ def test_without_a_server_superseded_versions_are_kept(home: Home) -> None:
     assert sorted(os.listdir(home.repo / "detector")) == ["1", "2", "config.pbtxt"]
 
 
-def test_watch_follows_alias_and_config_changes(home: Home) -> None:
+def test_watch_follows_alias_and_config_changes(home: Home, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="cvcycle.registry.sync")
     reports: queue.Queue[SyncReport] = queue.Queue()
     stop = threading.Event()
     errors: list[BaseException] = []
@@ -539,6 +541,9 @@ def test_watch_follows_alias_and_config_changes(home: Home) -> None:
         stop.set()
         thread.join()
     assert not errors
+    logged = [r.getMessage() for r in caplog.records if r.name == "cvcycle.registry.sync"]
+    assert any(m.startswith(f"copied detector@2 into {home.repo / 'detector' / '2'}") for m in logged)
+    assert logged.count(f"wrote {config}") == 2  # the first pass, and the repair
 
 
 def test_models_named_must_exist_and_have_the_alias(home: Home) -> None:
@@ -551,3 +556,79 @@ def test_models_named_must_exist_and_have_the_alias(home: Home) -> None:
     assert (
         json.loads(json.dumps(home.sync(models=["detector"]).to_json()))["models"][0]["ref"] == "detector@1"
     )
+
+
+def test_tensorrt_plans_travel_with_the_version(home: Home) -> None:
+    from cvcycle.db.models import ModelVersion
+
+    plan = home.store.put_bytes(b"a TensorRT engine for compute capability 8.6")
+    with home.db.write() as session:  # what a TensorRT export records beside the ONNX export
+        row = session.query(ModelVersion).filter_by(name="detector", version=1).one()
+        row.artifacts = {**row.artifacts, "tensorrt": {"8.6": {"key": plan.key, "size": plan.size}}}
+    (model,) = home.sync().models
+    assert model.bytes_copied == home.onnx_artifact(1)["size"] + plan.size
+    version_dir = home.repo / "detector" / "1"
+    assert sorted(os.listdir(version_dir)) == ["model.onnx", "model_8.6.plan"]
+    assert (version_dir / "model_8.6.plan").read_bytes() == b"a TensorRT engine for compute capability 8.6"
+
+
+def test_one_sync_at_a_time_per_repository(home: Home) -> None:
+    import fcntl
+
+    home.repo.mkdir()
+    fd = os.open(home.repo, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # as a running sync holds it
+        with pytest.raises(Conflict, match=f"another cvcycle sync is updating {home.repo}"):
+            home.sync()
+    finally:
+        os.close(fd)
+    assert home.sync().changed
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint() -> Iterator[str]:
+    moto_server = pytest.importorskip("moto.server", reason="the S3 variant needs moto[server]")
+    boto3 = pytest.importorskip("boto3", reason="the S3 variant needs boto3")
+    pytest.importorskip("s3fs", reason="the S3 variant needs s3fs")
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        endpoint = f"http://{host}:{port}"
+        boto3.client(
+            "s3",
+            endpoint_url=endpoint,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+            region_name="us-east-1",
+        ).create_bucket(Bucket="models")
+        yield endpoint
+    finally:
+        server.stop()
+
+
+def test_sync_from_s3_resumes_a_partial_copy(home: Home, s3_endpoint: str, tmp_path: Path) -> None:
+    s3 = BlobStore.from_url(
+        "s3://models/cvcycle",
+        cache_dir=tmp_path / "cache",
+        key="testing",
+        secret="testing",
+        client_kwargs={"endpoint_url": s3_endpoint, "region_name": "us-east-1"},
+    )
+    for version in (1, 2):  # the blobs a team keeps in S3
+        s3.put_bytes(home.store.get_bytes(home.onnx_artifact(version)["key"]))
+    (first,) = sync_alias(home.db, s3, home.repo, "production").models
+    assert first.copied and first.bytes_copied == home.onnx_artifact(1)["size"]
+
+    # What a sync killed halfway through fetching version 2 leaves (the kill test makes it for real).
+    home.move_alias(2)
+    artifact = home.onnx_artifact(2)
+    data = home.store.get_bytes(artifact["key"])
+    staged = home.repo / "detector" / ".sync-staging" / "2"
+    staged.mkdir(parents=True)
+    (staged / "model.onnx.part").write_bytes(data[: len(data) // 3])
+    (second,) = sync_alias(home.db, s3, home.repo, "production").models
+    assert second.bytes_resumed == len(data) // 3 and second.bytes_copied == len(data) - len(data) // 3
+    assert (home.repo / "detector" / "2" / "model.onnx").read_bytes() == data
+    assert not staged.parent.exists()
