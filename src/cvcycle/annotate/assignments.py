@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from cvcycle.annotate.documents import Draft, check_fits
@@ -34,6 +34,8 @@ from cvcycle.db.models import (
     Frame,
     Label,
     Media,
+    ModelAlias,
+    ModelVersion,
     Report,
     Review,
     Segment,
@@ -301,6 +303,17 @@ def _classes(session: Session, task: Task) -> tuple[list[str], list[str]]:
         select(Event.detections).join(Report, Report.event_id == Event.id).where(Report.task_id == task.id)
     ):
         boxes.update(str(d.get("cls")) for d in event_detections)
+    # The production model's classes: what pseudo-labels use and what the next model will learn.
+    for names in session.scalars(
+        select(ModelVersion.classes)
+        .join(
+            ModelAlias, and_(ModelAlias.name == ModelVersion.name, ModelAlias.version == ModelVersion.version)
+        )
+        .where(ModelAlias.alias == "production")
+    ):
+        boxes.update(str(n) for n in names or [])
+    if not actions:  # a dataset without actions yet: offer those used in any dataset
+        actions.update(session.scalars(select(Segment.cls).distinct().limit(50)))
     return sorted(boxes) or ["object"], sorted(actions) or ["action"]
 
 
