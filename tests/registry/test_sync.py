@@ -546,6 +546,38 @@ def test_watch_follows_alias_and_config_changes(home: Home, caplog: pytest.LogCa
     assert logged.count(f"wrote {config}") == 2  # the first pass, and the repair
 
 
+def test_the_watch_command_logs_each_change_until_interrupted(home: Home) -> None:
+    process = subprocess.Popen(
+        [CVCYCLE, "sync", "--repo", str(home.repo), "--watch", "0.2"],
+        env=home.env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    lines: list[str] = []
+    try:
+        assert process.stderr is not None
+
+        def wait_for(text: str) -> None:
+            while not any(text in line for line in lines):
+                line = process.stderr.readline()  # type: ignore[union-attr]
+                assert line, "".join(lines)  # the process ended without saying it
+                lines.append(line)
+
+        wait_for("copied detector@1")
+        home.move_alias(2)
+        wait_for("copied detector@2")
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=60) == 0, process.stderr.read()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        if process.stderr is not None:
+            process.stderr.close()
+    assert (home.repo / "detector" / "2" / "model.onnx").is_file()
+
+
 def test_models_named_must_exist_and_have_the_alias(home: Home) -> None:
     with pytest.raises(NotFound, match="model 'other' does not exist") as info:
         sync_alias(home.db, home.store, home.repo, "production", models=["detector", "other"])

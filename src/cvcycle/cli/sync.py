@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -77,9 +78,7 @@ def register(app: typer.Typer) -> None:
                     served = ", ".join(f"{m.model}@{m.version}" for m in report.models)
                     console.print(f"nothing to do: {repo} already holds {served}", highlight=False)
                 return
-            # Through the console, so that log lines print above the progress bar, not into it.
-            handler = RichHandler(console=err_console, show_path=False, markup=False)
-            logging.basicConfig(level=logging.INFO, format="%(message)s", handlers=[handler])
+            _log_changes()
             which = ", ".join(models) if models else "every model"
             logging.getLogger("cvcycle.registry.sync").info(
                 "following %s of %s in %s every %g s (Ctrl-C stops)", alias, which, repo, watch
@@ -88,6 +87,19 @@ def register(app: typer.Typer) -> None:
                 watch_alias(database(), store(), repo, alias, interval=watch, progress=progress, **options)
             except KeyboardInterrupt:
                 err_console.print("stopped")
+
+
+def _log_changes() -> None:
+    """Sync's log lines on stderr: through the console on a terminal, so that they print above the
+    progress bar, and one plain unwrapped line each otherwise (journald, docker logs)."""
+    handler: logging.Handler
+    if err_console.is_terminal:
+        handler = RichHandler(console=err_console, show_path=False, markup=False)
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    logging.basicConfig(level=logging.WARNING, handlers=[handler])
+    logging.getLogger("cvcycle.registry.sync").setLevel(logging.INFO)
 
 
 @contextmanager

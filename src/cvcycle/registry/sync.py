@@ -415,11 +415,7 @@ class RepositorySync:
         if offset > file.size:
             part.unlink()
             offset = 0
-        try:
-            digest, size = _fetch(self.store, file, part, offset, f"{target.label} {file.name}", progress)
-        except CorruptBlob:
-            part.unlink(missing_ok=True)
-            raise
+        digest, size = _fetch(self.store, file, part, offset, f"{target.label} {file.name}", progress)
         if digest != file.key or size != file.size:
             part.unlink()
             if offset:
