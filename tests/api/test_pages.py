@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from cvcycle.db.models import ModelVersion
 from cvcycle.feedback.tasks import complete_task, list_tasks
 
 FilledApp = Any  # the ``app`` fixture of tests/api/conftest.py
@@ -57,17 +56,16 @@ def test_throughput_per_annotator_and_day(app: FilledApp) -> None:
 
 
 def test_timeline_holds_versions_runs_gates_and_deployments(app: FilledApp) -> None:
-    with app.db.write() as session:
-        version = session.query(ModelVersion).one()
-        version.gate_report = {"verdict": "PASS", "models": {"old": "detector@0", "new": "detector@1"}}
     items = app.client.get("/api/timeline").json()
     kinds = [i["kind"] for i in items]
     assert {"dataset_version", "run", "gate", "deployment"} <= set(kinds)
     assert [i["time"] for i in items] == sorted(i["time"] for i in items)
-    deployment = next(i for i in items if i["kind"] == "deployment")
-    assert (
-        deployment["title"] == "detector:production -> 1" and deployment["detail"]["reason"] == "sample home"
-    )
+    deployments = [i["title"] for i in items if i["kind"] == "deployment"]
+    assert deployments == ["detector:production -> 1", "detector:candidate -> 2"]
+    gate = next(i for i in items if i["kind"] == "gate")
+    assert gate["title"] == "gate detector@2 vs detector@1: PASS"
+    version_item = next(i for i in items if i["kind"] == "dataset_version")
+    assert version_item["detail"]["frames"] == 20
 
 
 def test_datasets_list_detail_diff_and_unknown(app: FilledApp) -> None:
@@ -86,8 +84,9 @@ def test_datasets_list_detail_diff_and_unknown(app: FilledApp) -> None:
 
 
 def test_runs_with_mlflow_link(app: FilledApp) -> None:
-    (run,) = app.client.get("/api/runs").json()
-    assert run["model"] == "detector" and run["model_versions"] == ["detector@1"]
+    run, first = app.client.get("/api/runs").json()  # newest first
+    assert run["model"] == "detector" and run["model_versions"] == ["detector@2"]
+    assert first["model_versions"] == ["detector@1"]
     shown = app.client.get(f"/api/runs/{run['id']}").json()
     assert shown["history"] and shown["tracker_url"] is None and shown["tracking_uri"].startswith("sqlite")
     app.settings.mlflow_ui_url = "http://mlflow.local:5000/"
@@ -103,11 +102,13 @@ def test_runs_with_mlflow_link(app: FilledApp) -> None:
 
 def test_models_with_aliases_and_a_version_page(app: FilledApp) -> None:
     (model,) = app.client.get("/api/models").json()
-    assert model["versions"][0]["aliases"] == ["production"]
-    assert model["alias_history"][0]["new_version"] == 1
+    assert [v["aliases"] for v in model["versions"]] == [["candidate"], ["production"]]
+    assert [c["alias"] for c in model["alias_history"]] == ["candidate", "production"]  # newest first
     page = app.client.get("/api/models/detector/versions/1").json()
     assert page["model"]["ref"] == "detector@1" and page["run"]["dataset"] == "home@1"
     assert page["gate_report"] is None
+    gated = app.client.get("/api/models/detector/versions/2").json()
+    assert gated["gate_report"]["verdict"] == "PASS" and gated["model"]["aliases"] == ["candidate"]
     missing = app.client.get("/api/models/detector/versions/7")
     assert missing.status_code == 404 and "detector@7" in missing.json()["error"]
 

@@ -74,7 +74,9 @@ def _gates(session: Any) -> list[TimelineItem]:
         .where(ModelVersion.gate_report.is_not(None))
     )
     for version, finished_at in rows:
-        report = version.gate_report or {}
+        report = version.gate_report
+        if not report:  # a JSON null is not an SQL NULL: the filter above lets it through
+            continue
         old = (report.get("models") or {}).get("old", "?")
         verdict = report.get("verdict", "?")
         items.append(

@@ -82,6 +82,10 @@ export function lineChart({ title, xs, series, format = (v) => String(Math.round
       .map((v, i) => (typeof v === "number" ? `${xAt(i)},${M.top + plotH - (plotH * v) / maxValue}` : null))
       .filter(Boolean);
     if (points.length) svg.append(s("polyline", { points: points.join(" "), class: `line series-${si % 6}` }));
+    for (const point of points) {
+      const [cx, cy] = point.split(",");
+      svg.append(s("circle", { cx, cy, r: 2.5, class: `series-${si % 6}` }));
+    }
   });
   const step = Math.max(1, Math.ceil(xs.length / 10));
   xs.forEach((x, i) => {

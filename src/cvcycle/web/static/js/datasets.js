@@ -7,6 +7,16 @@ function perClass(counts) {
   return entries.length ? entries.map(([c, n]) => `${c} ${n}`).join(", ") : "–";
 }
 
+/** "+3 (person 3), −1 (dog 1)" for a count or per-class counts added and removed; "no change" for none. */
+function change(added, removed) {
+  const count = (v) => (typeof v === "number" ? v : Object.values(v || {}).reduce((a, b) => a + b, 0));
+  const detail = (v) => (typeof v === "number" ? "" : ` (${perClass(v)})`);
+  const parts = [];
+  if (count(added)) parts.push(`+${count(added)}${detail(added)}`);
+  if (count(removed)) parts.push(`−${count(removed)}${detail(removed)}`);
+  return parts.join(", ") || "no change";
+}
+
 async function listView(root) {
   replace(root, h("h1", {}, "Datasets"));
   const datasets = await api.get("/api/datasets");
@@ -61,7 +71,7 @@ async function detailView(root, name) {
       "div",
       { class: "two-col" },
       h("div", { class: "panel" }, keyValues([["frames", fmtNum(s.frames)], ["media", fmtNum(s.media)], ["splits", Object.entries(s.splits).map(([k, v]) => `${k} ${v}`).join(", ")], ["boxes", `${fmtNum(s.labels.total)} (${perClass(s.labels.per_class)})`], ["action segments", `${fmtNum(s.segments.total)} (${perClass(s.segments.per_class)})`]])),
-      h("div", { class: "panel" }, h("h3", { style: { marginTop: 0 } }, "Working copy (not committed)"), keyValues([["frames", `+${pendingChange.frames.added} −${pendingChange.frames.removed}`], ["labels", `+${perClass(pendingChange.labels.added)} −${perClass(pendingChange.labels.removed)}`], ["segments", `+${perClass(pendingChange.segments.added)} −${perClass(pendingChange.segments.removed)}`]])),
+      h("div", { class: "panel" }, h("h3", { style: { marginTop: 0 } }, "Working copy (not committed)"), keyValues([["frames", change(pendingChange.frames.added, pendingChange.frames.removed)], ["labels", change(pendingChange.labels.added, pendingChange.labels.removed)], ["segments", change(pendingChange.segments.added, pendingChange.segments.removed)]])),
     ),
     h("h2", {}, "Versions"),
     table(["version", "message", "author", "committed", "frames", "labels", "change"], d.versions.map((v) => [`@${v.version}`, v.message || "–", v.author || "–", fmtTime(v.created_at), fmtNum(v.stats.totals?.frames ?? 0), fmtNum(v.stats.totals?.labels ?? 0), `+${v.stats.change?.frames?.added ?? 0} frames, +${perClass(v.stats.change?.labels?.added)} labels`]), { id: "versions-table" }),

@@ -278,6 +278,7 @@ export async function mount(root, params) {
   }
 
   // -- loading and following ------------------------------------------------------------------------
+  const unbind = bindKeys(keys);
   try {
     const newest = await api.get("/api/events", { limit: FEED_LIMIT });
     for (let i = newest.length - 1; i >= 0; i -= 1) add(newest[i]);
@@ -298,7 +299,6 @@ export async function mount(root, params) {
       renderList();
     });
   }
-  const unbind = bindKeys(keys);
   return () => {
     closed = true;
     unbind();

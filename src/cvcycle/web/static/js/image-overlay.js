@@ -35,7 +35,10 @@ export class BoxStage {
         group.append(s("rect", { x, y, width: w, height: hgt, "stroke-width": stroke }));
         if (b.label) {
           const ty = y > font + 2 ? y - 3 : y + hgt + font;
-          group.append(s("text", { x: x + 1, y: ty, "font-size": font }, b.label));
+          // A label of a box in the right half ends at the box's right edge, so it stays in view.
+          const right = x + w / 2 > this.width / 2;
+          const attrs = { x: right ? x + w - 1 : x + 1, y: ty, "font-size": font, "text-anchor": right ? "end" : "start" };
+          group.append(s("text", attrs, b.label));
         }
         return group;
       }),

@@ -155,6 +155,7 @@ export async function mount(root) {
     if (current < 0 && queue.length) show(0);
   }
 
+  const unbind = bindKeys(keys);
   try {
     const models = await api.get("/api/feedback/models");
     const names = [...new Set(models.map((m) => m.name))];
@@ -164,6 +165,5 @@ export async function mount(root) {
     status.replaceChildren(errorBox(err));
   }
   renderView();
-  const unbind = bindKeys(keys);
   return () => unbind();
 }

@@ -35,12 +35,16 @@ function gateView(report) {
   return h(
     "div",
     { id: "gate-report" },
-    h("p", {}, h("span", { class: `badge ${report.passed ? "pass" : "fail"}` }, report.verdict), ` ${report.models.new} (new) against ${report.models.old} (old)`),
+    h("p", {}, h("span", { class: `badge ${report.passed ? "pass" : "fail"}` }, report.verdict), ` ${report.models.new} (new) against ${report.models.old} (old), threshold ${report.criteria_file?.threshold ?? "?"}`),
     report.reasons?.length ? h("ul", {}, report.reasons.map((r) => h("li", {}, r))) : null,
     h("h3", {}, "Criteria"),
     table(
       ["#", "metric", "slice", "old", "new", "difference [95% CI]", "rule", "verdict"],
-      (report.criteria || []).map((c, i) => [String(i + 1), c.metric, c.slice, fmtNum(c.old), fmtNum(c.new), `${fmtNum(c.difference)}${c.interval ? ` [${fmtNum(c.interval.low)}, ${fmtNum(c.interval.high)}]` : ""}`, h("code", {}, c.rule), h("span", {}, h("span", { class: `badge ${c.verdict === "FAIL" ? "fail" : "pass"}` }, c.verdict), " ", c.reason)]),
+      (report.criteria || []).map((c, i) => {
+        const verdict = c.skipped ? "skipped" : c.passed ? "pass" : "FAIL";
+        const ci = c.ci95 ? ` [${fmtNum(c.ci95.low)}, ${fmtNum(c.ci95.high)}]` : "";
+        return [String(i + 1), c.metric, c.slice, fmtNum(c.old), fmtNum(c.new), `${fmtNum(c.difference)}${ci}`, h("code", {}, c.rule), h("span", {}, h("span", { class: `badge ${c.passed ? "pass" : c.skipped ? "" : "fail"}` }, verdict), " ", c.reason)];
+      }),
     ),
     h("h3", {}, "Models × data"),
     table(

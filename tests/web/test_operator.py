@@ -1,0 +1,142 @@
+"""The operator panel in a real browser: live feed, one-key reports, drawn boxes, the missed queue."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from playwright.sync_api import expect
+
+Live = Any  # the ``live`` fixture of tests/web/conftest.py
+
+
+def _unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def drag(page: Any, selector: str, start: tuple[float, float], end: tuple[float, float]) -> None:
+    """Drag from ``start`` to ``end``, given as fractions of the element's box."""
+    box = page.locator(selector).bounding_box()
+    assert box is not None
+    x0, y0 = box["x"] + box["width"] * start[0], box["y"] + box["height"] * start[1]
+    x1, y1 = box["x"] + box["width"] * end[0], box["y"] + box["height"] * end[1]
+    page.mouse.move(x0, y0)
+    page.mouse.down()
+    page.mouse.move((x0 + x1) / 2, (y0 + y1) / 2, steps=4)
+    page.mouse.move(x1, y1, steps=4)
+    page.mouse.up()
+
+
+def _reports(live: Live, event_id: int) -> list[dict[str, Any]]:
+    reports: list[dict[str, Any]] = live.api("GET", f"/api/events/{event_id}").json()["reports"]
+    return reports
+
+
+def test_false_detection_reported_by_key_on_an_event_that_arrived_live(
+    page: Any, live: Live, push_event: Callable[..., int], screenshot: Callable[[Any, str], Path]
+) -> None:
+    page.goto(f"{live.url}/feed")
+    expect(page.locator("#feed-count")).to_contain_text("events")
+    expect(page.locator(".live-dot.on")).to_have_count(1)
+    source = _unique("cam-live")
+    event_id = push_event(source=source)  # posted after the page loaded: it must come over SSE
+    row = page.locator(f'.feed-row[data-event-id="{event_id}"]')
+    expect(row).to_contain_text(source)
+    row.click()
+    expect(page.locator(".card .title")).to_have_text(source)
+    page.keyboard.press("f")
+    expect(page.locator(".status-line")).to_contain_text(f"Reported false detection on event #{event_id}")
+    expect(row.locator(".badge.false_detection")).to_have_count(1)
+    assert [r["type"] for r in _reports(live, event_id)] == ["false_detection"]
+    assert _reports(live, event_id)[0]["task_id"] is not None
+    screenshot(page, "operator-false-detection")
+    assert page.errors == []
+
+
+def test_inaccurate_detection_corrected_by_dragging_a_box(
+    page: Any, live: Live, push_event: Callable[..., int], screenshot: Callable[[Any, str], Path]
+) -> None:
+    source = _unique("cam-inaccurate")
+    event_id = push_event(source=source)
+    page.goto(f"{live.url}/feed/{event_id}")
+    expect(page.locator(".card .title")).to_have_text(source)
+    page.keyboard.press("2")  # the second box
+    expect(page.locator(".detections li.selected")).to_contain_text("2")
+    page.keyboard.press("i")
+    expect(page.locator(".stage.drawing")).to_have_count(1)
+    drag(page, ".stage svg.overlay", (0.25, 0.25), (0.5, 0.75))
+    expect(page.locator(".status-line")).to_contain_text("Reported inaccurate")
+    (report,) = _reports(live, event_id)
+    assert report["type"] == "inaccurate_detection" and report["detection"] == 1
+    x, y, w, h = report["box"]
+    assert abs(x - 80) < 4 and abs(y - 60) < 4 and abs(w - 80) < 4 and abs(h - 120) < 4  # 320x240 image
+    expect(page.locator(".box.report")).to_have_count(1)
+    screenshot(page, "operator-inaccurate-box")
+    assert page.errors == []
+
+
+def test_missed_detection_marked_with_a_new_box(
+    page: Any, live: Live, push_event: Callable[..., int], screenshot: Callable[[Any, str], Path]
+) -> None:
+    source = _unique("cam-empty")
+    event_id = push_event(source=source, detections=[])
+    page.goto(f"{live.url}/missed")
+    expect(page.locator('select[aria-label="model"] option').first).to_be_attached()
+    page.keyboard.press("d")
+    item = page.locator(f'.queue li[data-event-id="{event_id}"]')
+    expect(item).to_contain_text(source)
+    item.click()
+    expect(page.locator(".card .title")).to_have_text(source)
+    page.keyboard.press("m")
+    drag(page, ".stage svg.overlay", (0.1, 0.2), (0.3, 0.9))
+    expect(page.locator(".status-line")).to_contain_text(f"Marked a missed person on event #{event_id}")
+    expect(page.locator(".box.report")).to_have_count(1)
+    (report,) = _reports(live, event_id)
+    assert report["type"] == "missed_detection" and report["cls"] == "person"
+    x, y, w, h = report["box"]
+    assert abs(x - 32) < 4 and abs(y - 48) < 4 and abs(w - 64) < 4 and abs(h - 168) < 4
+    assert "done" in (item.get_attribute("class") or "")
+    screenshot(page, "missed-detection")
+    assert page.errors == []
+
+
+def test_dashboard_shows_the_new_counts(
+    page: Any, live: Live, push_event: Callable[..., int], screenshot: Callable[[Any, str], Path]
+) -> None:
+    def totals() -> dict[str, int]:
+        rows = live.api("GET", "/api/feedback/stats").json()
+        keys = ("false_detection", "inaccurate_detection", "missed_detection", "events")
+        return {k: sum(r[k] for r in rows) for k in keys}
+
+    with_boxes = push_event(source=_unique("cam-dash"))
+    empty = push_event(source=_unique("cam-dash"), detections=[])
+    live.api("POST", f"/api/events/{with_boxes}/reports", json={"type": "false_detection", "detection": 0})
+    missed = {"type": "missed_detection", "box": {"cls": "person", "x": 5, "y": 5, "w": 40, "h": 80}}
+    live.api("POST", f"/api/events/{empty}/reports", json=missed)
+    now = totals()
+    page.goto(f"{live.url}/dashboard")
+    for key in ("false_detection", "missed_detection", "events"):
+        expect(page.locator(f'.tile[data-stat="{key}"] .value')).to_have_text(f"{now[key]:,}")
+    expect(page.locator("#stats-table tbody tr").first).to_be_visible()
+    expect(page.locator("svg.chart rect.bar").first).to_be_attached()
+    screenshot(page, "dashboard")
+    assert page.errors == []
+
+
+def test_html_in_text_fields_is_shown_as_text_and_never_runs(
+    page: Any, live: Live, push_event: Callable[..., int], screenshot: Callable[[Any, str], Path]
+) -> None:
+    source = "<img src=x onerror=window.__xss=1>"
+    event_id = push_event(source=source)
+    comment = "<script>window.__xss=2</script><b>bold?</b>"
+    live.api("POST", f"/api/events/{event_id}/reports", json={"type": "confirmed", "comment": comment})
+    page.goto(f"{live.url}/feed/{event_id}")
+    expect(page.locator(".card .title")).to_have_text(source)
+    expect(page.locator(".reports .comment")).to_have_text(comment)
+    expect(page.locator(f'.feed-row[data-event-id="{event_id}"] .source')).to_have_text(source)
+    assert page.evaluate("window.__xss") is None
+    assert page.locator("img[src='x']").count() == 0 and page.locator("b", has_text="bold?").count() == 0
+    screenshot(page, "html-as-text")
+    assert page.errors == []
