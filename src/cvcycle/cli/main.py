@@ -4,7 +4,20 @@ from __future__ import annotations
 
 import typer
 
-from cvcycle.cli import dataset, demo, evaluate, feedback, media, models, publish, serve, setup, sync, train
+from cvcycle.cli import (
+    dataset,
+    demo,
+    evaluate,
+    feedback,
+    media,
+    models,
+    publish,
+    serve,
+    setup,
+    sync,
+    train,
+    up,
+)
 
 app = typer.Typer(
     name="cvcycle",
@@ -25,3 +38,4 @@ serve.register(app)
 sync.register(app)
 feedback.register(app)
 demo.register(app)
+up.register(app)

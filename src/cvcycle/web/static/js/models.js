@@ -48,7 +48,7 @@ function gateView(report) {
     ),
     h("h3", {}, "Models × data"),
     table(
-      ["metric", ...columns.flatMap((c) => [`${c} old`, `${c} new`])],
+      ["metric", ...columns.flatMap((c) => [`${c === "old" ? "old data" : c}: ${report.models.old}`, `${c === "old" ? "old data" : c}: ${report.models.new}`])],
       metrics.map((k) => [k, ...columns.flatMap((c) => [cell(c, "old", k), cell(c, "new", k)])]),
     ),
     h("h3", {}, "Data"),
@@ -67,7 +67,7 @@ async function detailView(root, name, version) {
       "div",
       { class: "two-col" },
       h("div", { class: "panel" }, h("h3", { style: { marginTop: 0 } }, "Lineage"), keyValues([["adapter", v.model.adapter], ["classes", v.model.classes.join(", ")], ["run", run ? h("a", { href: `/runs/${run.id}` }, `#${run.id} (${run.status})`) : "–"], ["dataset", v.dataset ? h("a", { href: `/datasets/${encodeURIComponent(v.dataset.name)}` }, `${v.dataset.name}@${v.dataset.version}`) : "–"], ["slices", v.slices ? `train ${v.slices.train}, val ${v.slices.val}` : "–"], ["ancestors", v.ancestors.map((a) => `run #${a.id}`).join(" ← ") || "–"], ["created", fmtTime(v.model.created_at)]])),
-      h("div", { class: "panel" }, h("h3", { style: { marginTop: 0 } }, "Artifacts"), table(["kind", "blob"], Object.entries(v.artifacts || {}).map(([k, a]) => [k, h("code", {}, a && a.key ? `${a.key.slice(0, 12)}… ${fmtNum(a.size)} B` : JSON.stringify(a))])), v.verification ? h("p", {}, `export verification: ${v.verification.passed === false ? "FAILED" : "passed"}`) : null),
+      h("div", { class: "panel" }, h("h3", { style: { marginTop: 0 } }, "Artifacts"), Object.keys(v.artifacts || {}).length === 0 ? h("p", { class: "muted" }, "None yet: `cvcycle model export`.") : table(["kind", "blob"], Object.entries(v.artifacts || {}).map(([k, a]) => [k, h("code", {}, a && a.key ? `${a.key.slice(0, 12)}… ${fmtNum(a.size)} B` : JSON.stringify(a))])), v.verification ? h("p", {}, `export verification: ${v.verification.passed === false ? "FAILED" : "passed"}`) : null),
     ),
     h("h2", {}, "Gate report"),
     gateView(v.gate_report),
