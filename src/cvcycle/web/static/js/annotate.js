@@ -253,7 +253,8 @@ class AnnotateScreen {
       this.refreshBoxes();
     });
     if (this.item.mode === "video") {
-      this.frames.prefetch(frame, this.item.frame_count - 1);
+      // Prefetch serves stepping and playback; while scrubbing it would only load the server.
+      if (!this.timeline.scrubbing) this.frames.prefetch(frame, this.item.frame_count - 1);
       this.frameLabel.textContent = `frame ${frame} / ${this.item.frame_count - 1}`;
       this.timeline.setFrame(frame);
     }
