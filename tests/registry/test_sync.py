@@ -212,12 +212,20 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _serve_mode_flags() -> list[str]:
-    """Explicit model control where the server has it: then only sync's load request makes it serve."""
-    usage = subprocess.run([CVCYCLE, "serve", "--help"], capture_output=True, text=True, check=True).stdout
-    if "--model-control-mode" in usage:
-        return ["--model-control-mode", "explicit", "--grpc-port", "-1", "--metrics-port", "-1"]
-    return ["--poll", "0.1"]  # a server without the repository API picks new versions up by polling
+def _serve_usage() -> str:
+    return subprocess.run([CVCYCLE, "serve", "--help"], capture_output=True, text=True, check=True).stdout
+
+
+def _serve_flags(usage: str, mode: str) -> list[str]:
+    """Flags for a server in ``explicit`` model control (only sync's load request makes it serve a
+    version) or in ``poll`` mode (it may pick a new version up before sync asks), gRPC and metrics
+    off. A server without model control modes polls: then the load API is absent and sync waits."""
+    if "--model-control-mode" not in usage:
+        return ["--poll", "0.1"]
+    off = ["--grpc-port", "-1", "--metrics-port", "-1"]
+    if mode == "explicit":
+        return ["--model-control-mode", "explicit", *off]
+    return ["--model-control-mode", "poll", "--poll", "0.1", *off]
 
 
 class ServerProcess:
@@ -276,13 +284,17 @@ class ServerProcess:
 
 
 @pytest.fixture(scope="module")
-def serve_mode_flags() -> list[str]:
-    return _serve_mode_flags()
+def serve_usage() -> str:
+    return _serve_usage()
 
 
 @pytest.fixture
-def server(home: Home, tmp_path: Path, serve_mode_flags: list[str]) -> Iterator[ServerProcess]:
-    process = ServerProcess(home.repo, tmp_path / "serve.log", serve_mode_flags)
+def server(
+    home: Home, tmp_path: Path, serve_usage: str, request: pytest.FixtureRequest
+) -> Iterator[ServerProcess]:
+    """The server in explicit model control, or in the mode a test parametrises it with."""
+    flags = _serve_flags(serve_usage, getattr(request, "param", "explicit"))
+    process = ServerProcess(home.repo, tmp_path / "serve.log", flags)
     yield process
     process.stop()
 
@@ -389,6 +401,7 @@ def test_a_checksum_mismatch_aborts_and_leaves_the_repository_as_it_was(
     assert version == "1" and answers(outputs, home.expected(1, images))
 
 
+@pytest.mark.parametrize("server", ["explicit", "poll"], indirect=True)
 def test_a_swap_under_load_drops_no_request(home: Home, server: ServerProcess, images: np.ndarray) -> None:
     home.sync(server=server.url)
     expected = {"1": home.expected(1, images), "2": home.expected(2, images)}
