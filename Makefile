@@ -39,8 +39,9 @@ lint: install
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-bench: install
+bench: install browser
 	$(BIN)/python bench/datasets.py
+	$(BIN)/python bench/ui.py
 
 clean:
 	rm -rf $(VENV) .cvcycle .pytest_cache .mypy_cache .ruff_cache
