@@ -285,3 +285,24 @@ def test_frames_are_jpeg_with_cache_headers(home: Home) -> None:
     assert again.status_code == 304
     past = home.client.get(f"/api/media/{home.sample.media_id}/frames/20.jpg")
     assert past.status_code == 404 and "frame 20" in past.json()["error"]
+
+
+def test_frames_not_sampled_at_ingest_are_decoded_from_the_video(home: Home, tmp_path: Path) -> None:
+    import numpy as np
+
+    from cvcycle.data.ingest import ingest_file
+    from cvcycle.media import decode_jpeg, write_video
+
+    colours = [(200, 30, 30), (30, 200, 30), (30, 30, 200)]
+    frames = [np.full((48, 64, 3), colours[i % 3], np.uint8) for i in range(12)]
+    path = tmp_path / "clip.mp4"
+    write_video(frames, path, fps=10)
+    db, store = open_database(home.settings), open_store(home.settings)
+    result = ingest_file(db, store, "sparse", path, every=5)  # frames 0, 5, 10 are stored
+    db.dispose()
+    for index in (3, 4, 7, 11):
+        response = home.client.get(f"/api/media/{result.media_id}/frames/{index}.jpg")
+        assert response.status_code == 200, response.text
+        pixels = decode_jpeg(response.content)
+        assert pixels.shape == (48, 64, 3)
+        assert np.abs(pixels.mean(axis=(0, 1)) - colours[index % 3]).max() < 12
