@@ -39,7 +39,7 @@ class Settings(BaseSettings):
     spot_check_share: float = Field(
         default=0.1, ge=0.0, le=1.0, description="Share of finished annotation tasks sent to review."
     )
-    spot_check_seed: int = Field(default=0, description="Seed of the spot-check draw (same seed, same tasks).")
+    spot_check_seed: int = Field(default=0, description="Seed of the spot-check draw: same seed, same tasks.")
     max_upload_bytes: int = Field(
         default=64 * 1024 * 1024, ge=1, description="Largest upload the API accepts (e.g. an events file)."
     )
