@@ -10,6 +10,7 @@ import { operatorName, operatorInput, verdictBadges, VERDICT_LABELS } from "./op
 const ROW = 52; // px, the same as --row-height
 const OVERSCAN = 6;
 const FEED_LIMIT = 10000;
+const OLDER_PAGE = 2000;
 
 function detectionLabel(d, i) {
   return `${i + 1}: ${d.cls} ${Math.round(d.score * 100)}%`;
@@ -77,7 +78,28 @@ export async function mount(root, params) {
     const rows = [];
     for (let i = first; i < last; i += 1) rows.push(row(items[total - 1 - i], i));
     spacer.replaceChildren(...rows);
-    count.textContent = `${total.toLocaleString("en")} events`;
+    count.textContent = `${total.toLocaleString("en")} events${moreOlder ? "+" : ""}`;
+    if (moreOlder && last >= total - OVERSCAN) loadOlder();
+  }
+
+  // The list starts with the newest FEED_LIMIT events; scrolling to its end fetches older ones.
+  let moreOlder = false;
+  let loadingOlder = false;
+  async function loadOlder() {
+    if (loadingOlder || !items.length) return;
+    loadingOlder = true;
+    try {
+      const older = await api.get("/api/events", { limit: OLDER_PAGE, before_id: items[0].id });
+      moreOlder = older.length === OLDER_PAGE;
+      const fresh = older.filter((item) => !byId.has(item.id)).reverse();
+      for (const item of fresh) byId.set(item.id, item);
+      items.unshift(...fresh);
+      queueRender();
+    } catch (err) {
+      status.replaceChildren(errorBox(err));
+    } finally {
+      loadingOlder = false;
+    }
   }
   function queueRender() {
     if (!renderQueued) {
@@ -282,6 +304,7 @@ export async function mount(root, params) {
   try {
     const newest = await api.get("/api/events", { limit: FEED_LIMIT });
     for (let i = newest.length - 1; i >= 0; i -= 1) add(newest[i]);
+    moreOlder = newest.length === FEED_LIMIT;
   } catch (err) {
     replace(card, errorBox(err));
   }
