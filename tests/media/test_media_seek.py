@@ -65,3 +65,16 @@ def test_frames_past_the_end_are_not_found(tmp_path: Path) -> None:
     with pytest.raises(NotFound, match="frame -1"):
         reader.frame(-1)
     assert reader.jpeg(19)[:2] == b"\xff\xd8"
+
+
+def test_a_request_on_a_reader_closed_meanwhile_opens_it_again(tmp_path: Path) -> None:
+    from cvcycle.media.seek import ReaderClosed, read_frame_jpeg
+
+    path = _short_gop_video(tmp_path / "closed.mp4", 10, 8)
+    reader = reader_for(path)
+    reader.close()
+    with pytest.raises(ReaderClosed):
+        reader.frame(1)
+    for i in range(5):  # evict it from the shared readers
+        reader_for(_short_gop_video(tmp_path / f"other{i}.mp4", 4, 8))
+    assert read_frame_jpeg(path, 3)[:2] == b"\xff\xd8"

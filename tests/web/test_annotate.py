@@ -252,3 +252,35 @@ def test_a_reviewer_rejects_with_a_comment_that_stays_text(
     page.wait_for_selector(".ann-comment-text")
     assert page.locator(".ann-comment-text").first.inner_text() == comment
     assert "rejected" in page.locator(".ann-status").inner_text()
+
+
+def test_my_tasks_and_all_tasks(
+    live: LiveServer, push_event: Callable[..., int], page: Any, screenshot: Callable[[Any, str], Path]
+) -> None:
+    mia = _unique("mia")
+    created = live.api(
+        "POST",
+        "/api/tasks",
+        json={"dataset": live.sample.dataset, "media_id": live.sample.media_id, "annotators": [mia]},
+    ).json()
+    unassigned = _pseudo_task(live, push_event, [30.0, 30.0, 40.0, 60.0])
+
+    page.goto(f"{live.url}/tasks?as={mia}")
+    rows = page.locator(".tasks-table tbody tr")
+    rows.first.wait_for()
+    assert [r.get_attribute("data-task") for r in rows.all()] == [str(created["id"])]
+    page.get_by_role("link", name="All tasks").click()
+    page.wait_for_selector(f"tr[data-task='{unassigned}']")
+    screenshot(page, "annotate-all-tasks")
+
+    # Opening a task from All tasks takes it: it is then one of mine.
+    page.locator(f"tr[data-task='{unassigned}']").get_by_role("link", name="Annotate").click()
+    page.wait_for_function("window.cvcycleAnnotate && window.cvcycleAnnotate.shownFrame !== null")
+    scale = page.evaluate("window.cvcycleAnnotate.canvas.scale")
+    page.mouse.move(*_screen_point(page, 50, 60))
+    page.mouse.wheel(0, -400)
+    page.wait_for_function(f"window.cvcycleAnnotate.canvas.scale > {scale}")
+    page.get_by_role("link", name="← Tasks").click()
+    page.wait_for_selector(f"tr[data-task='{unassigned}']")
+    assert page.locator(".tasks-table tbody tr").count() == 2
+    assert page.errors == []

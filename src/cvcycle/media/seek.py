@@ -32,7 +32,11 @@ from cvcycle.media.jpeg import check_quality, encode_video_frame
 _FORWARD_LIMIT = 48
 # Decoded frames kept per reader: enough for a prefetch window arriving out of order.
 _RING_SIZE = 12
-_MAX_READERS = 8
+_MAX_READERS = 4
+
+
+class ReaderClosed(Exception):
+    """The reader was closed (evicted from the shared ones) while a request was on its way."""
 
 
 class FrameReader:
@@ -54,6 +58,7 @@ class FrameReader:
         self._position = -1  # index of the last frame the decoder produced
         self._ring: OrderedDict[int, av.VideoFrame] = OrderedDict()
         self.seeks = 0  # how many requests needed a seek (for the bench)
+        self.closed = False
 
     def _index_of(self, frame: av.VideoFrame) -> int:
         if frame.pts is None or self._stream.time_base is None:
@@ -80,6 +85,8 @@ class FrameReader:
         if index < 0:
             raise NotFound(f"{self.path.name}: frame {index} does not exist (indices start at 0)")
         with self._lock:
+            if self.closed:
+                raise ReaderClosed(str(self.path))
             cached = self._ring.get(index)
             if cached is not None:
                 return cached
@@ -106,6 +113,7 @@ class FrameReader:
 
     def close(self) -> None:
         with self._lock:
+            self.closed = True
             self._frames = None
             self._ring.clear()
             self._container.close()
@@ -138,4 +146,8 @@ def reader_for(path: Path) -> FrameReader:
 
 def read_frame_jpeg(path: Path, index: int, quality: int = 85) -> bytes:
     """Frame ``index`` of the video at ``path`` as JPEG, through the shared reader."""
-    return reader_for(path).jpeg(index, quality)
+    try:
+        return reader_for(path).jpeg(index, quality)
+    except ReaderClosed:
+        # Evicted by another request in the meantime: the next reader_for opens it again.
+        return reader_for(path).jpeg(index, quality)
