@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import queue
+import re
 import shutil
 import signal
 import socket
@@ -36,6 +37,7 @@ from typer.testing import CliRunner
 
 from cvcycle.db import Database
 from cvcycle.errors import Conflict, CorruptBlob, NotFound
+from cvcycle.registry.server_control import InferenceServerControl, ServerUnavailable
 from cvcycle.registry.sync import PAUSE_AFTER_BYTES_ENV, SyncReport, sync_alias, watch_alias
 from cvcycle.settings import get_settings
 from cvcycle.store import BlobStore
@@ -84,8 +86,8 @@ def _add_medium(db: Database, store: BlobStore, n: int, frames: int = 4) -> None
         record_media(session, "home", media, rows)
 
 
-def _register_detector(db: Database, store: BlobStore, run_id: int, seed: int) -> int:
-    """A new version of ``detector`` with freshly initialised weights (``seed``), exported and verified."""
+def _register_detector(db: Database, store: BlobStore, run_id: int, seed: int, name: str = "detector") -> int:
+    """A new version of ``name`` with freshly initialised weights (``seed``), exported and verified."""
     import torch
 
     from cvcycle.export.service import export_model_version
@@ -102,14 +104,14 @@ def _register_detector(db: Database, store: BlobStore, run_id: int, seed: int) -
     with db.write() as session:
         version = create_model_version(
             session,
-            name="detector",
+            name=name,
             adapter="detector",
             classes=CLASSES,
             config=config.model_dump(mode="json"),
             artifacts={"checkpoint": {"key": checkpoint.key, "size": checkpoint.size}},
             run_id=run_id,
         ).version
-    result = export_model_version(db, store, f"detector@{version}", frames_for_verification=4)
+    result = export_model_version(db, store, f"{name}@{version}", frames_for_verification=4)
     assert result["passed"], result["failures"]
     return version
 
@@ -148,6 +150,7 @@ def registry_template(tmp_path_factory: pytest.TempPathFactory, sqlite_template:
             run_id = run.id
         assert _register_detector(db, store, run_id, seed=1) == 1
         assert _register_detector(db, store, run_id, seed=2) == 2
+        assert _register_detector(db, store, run_id, seed=3, name="lobby") == 1  # no alias yet
         with db.write() as session:
             set_alias(session, "detector", "production", 1, reason="first deployment")
     finally:
@@ -170,11 +173,11 @@ class Home:
             "CVCYCLE_STORE_URL": self.store.url,
         }
 
-    def move_alias(self, version: int) -> None:
+    def move_alias(self, version: int, model: str = "detector") -> None:
         from cvcycle.registry.versions import set_alias
 
         with self.db.write() as session:
-            set_alias(session, "detector", "production", version)
+            set_alias(session, model, "production", version)
 
     def onnx_artifact(self, version: int) -> dict[str, Any]:
         from cvcycle.registry.versions import resolve_model_ref
@@ -589,6 +592,38 @@ def test_the_watch_command_logs_each_change_until_interrupted(home: Home) -> Non
         if process.stderr is not None:
             process.stderr.close()
     assert (home.repo / "detector" / "2" / "model.onnx").is_file()
+
+
+def test_every_model_with_the_alias_or_only_those_named(home: Home) -> None:
+    home.move_alias(1, model="lobby")
+    report = home.sync()
+    assert [(m.model, m.version, m.copied) for m in report.models] == [
+        ("detector", 1, True),
+        ("lobby", 1, True),
+    ]
+    assert sorted(os.listdir(home.repo)) == ["detector", "lobby"]
+    assert 'name: "lobby"' in (home.repo / "lobby" / "config.pbtxt").read_text()
+    home.move_alias(2)
+    (only,) = home.sync(models=["lobby"]).models
+    assert only.model == "lobby" and not only.changed
+    assert sorted(os.listdir(home.repo / "detector")) == ["1", "config.pbtxt"]  # not named: left alone
+
+
+def test_the_server_s_own_reasons_reach_the_user(home: Home, server: ServerProcess) -> None:
+    home.sync(server=server.url)
+    with InferenceServerControl(server.url) as control:
+        with pytest.raises(
+            ServerUnavailable, match=re.escape(f"the server at {server.url} could not load ghost: ")
+        ):
+            control.load("ghost", timeout=30)
+        with pytest.raises(
+            ServerUnavailable, match=r"did not make detector version 7 ready within 0\.2 s: \S"
+        ):
+            control.wait_until_ready("detector", 7, timeout=0.2)
+    with pytest.raises(
+        ServerUnavailable, match=re.escape("cannot reach the inference server at http://127.0.0.1:1")
+    ):
+        home.sync(server="127.0.0.1:1")
 
 
 def test_models_named_must_exist_and_have_the_alias(home: Home) -> None:

@@ -316,6 +316,8 @@ class RepositorySync:
     def run_pass(self, progress: Progress | None = None) -> SyncReport:
         with self.db.read() as session:
             targets = resolve_targets(session, self.alias, self.models)
+        if self.repo.exists() and not self.repo.is_dir():
+            raise InvalidInput(f"{self.repo} is a file, not a model repository folder")
         self.repo.mkdir(parents=True, exist_ok=True)
         with _exclusive(self.repo):
             return SyncReport(self.alias, self.repo, [self._sync_model(t, progress) for t in targets])
