@@ -514,9 +514,26 @@ def test_a_rollback_removes_the_newer_folder_so_the_older_version_is_served(
 def test_without_a_server_superseded_versions_are_kept(home: Home) -> None:
     home.sync()
     home.move_alias(2)
-    (model,) = home.sync().models
+    progress: list[tuple[str, int, int | None]] = []
+    (model,) = home.sync(progress=lambda *update: progress.append(update)).models
     assert model.copied and model.loaded is None and model.kept == [1] and not model.removed
     assert sorted(os.listdir(home.repo / "detector")) == ["1", "2", "config.pbtxt"]
+    size = home.onnx_artifact(2)["size"]
+    assert progress[0] == ("detector@2 model.onnx", 0, size) and progress[-1] == (
+        "detector@2 model.onnx",
+        size,
+        size,
+    )
+
+
+def test_staging_left_for_a_version_the_alias_no_longer_points_at_is_removed(home: Home) -> None:
+    home.sync()
+    staged = home.repo / "detector" / ".sync-staging" / "2"  # a sync of version 2, killed midway
+    staged.mkdir(parents=True)
+    (staged / "model.onnx.part").write_bytes(b"the first bytes")
+    report = home.sync()  # the alias is back on version 1
+    assert not report.changed
+    assert sorted(os.listdir(home.repo / "detector")) == ["1", "config.pbtxt"]
 
 
 def test_watch_follows_alias_and_config_changes(home: Home, caplog: pytest.LogCaptureFixture) -> None:
@@ -549,7 +566,9 @@ def test_watch_follows_alias_and_config_changes(home: Home, caplog: pytest.LogCa
         assert moved.version == 2 and moved.copied and not moved.config_written  # same graph, same config
         config = home.repo / "detector" / "config.pbtxt"
         text = config.read_text()
-        config.write_text(text.replace("max_batch_size: 16", "max_batch_size: 2"))  # edited by hand
+        edited = config.with_name("edited.tmp")  # edited by hand, saved the way editors save
+        edited.write_text(text.replace("max_batch_size: 16", "max_batch_size: 2"))
+        edited.replace(config)
         restored = next_change().models[0]
         assert restored.config_written and not restored.copied
         assert config.read_text() == text
