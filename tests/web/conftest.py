@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import socket
@@ -141,14 +142,20 @@ def screenshot() -> Callable[[Any, str], Path]:
     return save
 
 
+_EVENT_SEEDS = itertools.count(1000)
+
+
 @pytest.fixture
 def push_event(live: LiveServer) -> Callable[..., int]:
-    """Push one event (a sample event with ``fields`` overriding it) through the API; returns its id."""
-    counter = iter(range(1_000_000))
+    """Push one event (a sample event with ``fields`` overriding it) through the API; returns its id.
+
+    Every event shows an image of its own (a clip of its own seed), since the missed-detection
+    sampling draws an image once, whichever event shows it.
+    """
 
     def push(**fields: Any) -> int:
-        n = next(counter)
-        line = json.loads(next(sample_event_lines(1, id_prefix=f"t{time.monotonic_ns()}-{n}")))
+        n = next(_EVENT_SEEDS)
+        line = json.loads(next(sample_event_lines(1, seed=n, id_prefix=f"t{time.monotonic_ns()}-{n}")))
         line.update(fields)
         response = live.api(
             "POST", "/api/events", content=json.dumps(line), headers={"content-type": "application/x-ndjson"}

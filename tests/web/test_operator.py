@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -62,14 +63,15 @@ def test_inaccurate_detection_corrected_by_dragging_a_box(
     event_id = push_event(source=source)
     page.goto(f"{live.url}/feed/{event_id}")
     expect(page.locator(".card .title")).to_have_text(source)
-    page.keyboard.press("2")  # the second box
-    expect(page.locator(".detections li.selected")).to_contain_text("2")
+    boxes = len(live.api("GET", f"/api/events/{event_id}").json()["detections"])
+    page.keyboard.press(str(boxes))  # the last box
+    expect(page.locator(".detections li.selected")).to_contain_text(str(boxes))
     page.keyboard.press("i")
     expect(page.locator(".stage.drawing")).to_have_count(1)
     drag(page, ".stage svg.overlay", (0.25, 0.25), (0.5, 0.75))
     expect(page.locator(".status-line")).to_contain_text("Reported inaccurate")
     (report,) = _reports(live, event_id)
-    assert report["type"] == "inaccurate_detection" and report["detection"] == 1
+    assert report["type"] == "inaccurate_detection" and report["detection"] == boxes - 1
     x, y, w, h = report["box"]
     assert abs(x - 80) < 4 and abs(y - 60) < 4 and abs(w - 80) < 4 and abs(h - 120) < 4  # 320x240 image
     expect(page.locator(".box.report")).to_have_count(1)
@@ -122,6 +124,11 @@ def test_dashboard_shows_the_new_counts(
     expect(page.locator("#stats-table tbody tr").first).to_be_visible()
     expect(page.locator("svg.chart rect.bar").first).to_be_attached()
     screenshot(page, "dashboard")
+    source = live.api("GET", f"/api/events/{with_boxes}").json()["source"]
+    page.select_option('select[aria-label="source"]', source)
+    expect(page.locator('.tile[data-stat="events"] .value')).to_have_text("1")
+    expect(page.locator('.tile[data-stat="false_detection"] .value')).to_have_text("1")
+    expect(page.locator("#stats-table tbody tr")).to_have_count(1)
     assert page.errors == []
 
 
@@ -139,4 +146,38 @@ def test_html_in_text_fields_is_shown_as_text_and_never_runs(
     assert page.evaluate("window.__xss") is None
     assert page.locator("img[src='x']").count() == 0 and page.locator("b", has_text="bold?").count() == 0
     screenshot(page, "html-as-text")
+    assert page.errors == []
+
+
+def test_confirm_by_key_after_moving_through_the_feed_by_key(
+    page: Any, live: Live, push_event: Callable[..., int]
+) -> None:
+    older = push_event(source=_unique("cam-older"))
+    newer = push_event(source=_unique("cam-newer"))
+    page.goto(f"{live.url}/feed")
+    expect(page.locator(f'.feed-row[data-event-id="{newer}"]')).to_be_visible()
+    page.keyboard.press("g")
+    expect(page.locator(".card .title")).to_contain_text("cam-newer")
+    page.keyboard.press("j")
+    expect(page.locator(".card .title")).to_contain_text("cam-older")
+    page.keyboard.press("c")
+    expect(page.locator(".status-line")).to_contain_text(f"Reported confirmed on event #{older}")
+    assert [r["type"] for r in _reports(live, older)] == ["confirmed"] and _reports(live, newer) == []
+    assert page.errors == []
+
+
+def test_nothing_missed_by_key_moves_to_the_next_frame(
+    page: Any, live: Live, push_event: Callable[..., int]
+) -> None:
+    first = push_event(source=_unique("cam-quiet"), detections=[])
+    page.goto(f"{live.url}/missed")
+    expect(page.locator('select[aria-label="model"] option').first).to_be_attached()
+    page.keyboard.press("d")
+    item = page.locator(f'.queue li[data-event-id="{first}"]')
+    item.click()
+    expect(page.locator(".card .title")).to_contain_text("cam-quiet")
+    page.keyboard.press("n")
+    expect(page.locator(".status-line")).to_contain_text(f"Event #{first}: nothing missed")
+    expect(item).to_have_class(re.compile(r"\bdone\b"))
+    assert [r["type"] for r in _reports(live, first)] == ["confirmed"]
     assert page.errors == []
