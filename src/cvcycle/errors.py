@@ -49,6 +49,12 @@ class InvalidMedia(InvalidInput):
     """A file is not decodable media: corrupt, truncated or of an unknown kind."""
 
 
+class ServerUnavailable(CvcycleError):
+    """An inference server cannot be reached, refused a request, or did not make a version ready."""
+
+    http_status = 503
+
+
 class CorruptBlob(CvcycleError):
     """A stored blob does not match its recorded size or digest."""
 

@@ -36,8 +36,8 @@ import typer
 from typer.testing import CliRunner
 
 from cvcycle.db import Database
-from cvcycle.errors import Conflict, CorruptBlob, NotFound
-from cvcycle.registry.server_control import InferenceServerControl, ServerUnavailable
+from cvcycle.errors import Conflict, CorruptBlob, NotFound, ServerUnavailable
+from cvcycle.registry.server_control import InferenceServerControl
 from cvcycle.registry.sync import PAUSE_AFTER_BYTES_ENV, SyncReport, sync_alias, watch_alias
 from cvcycle.settings import get_settings
 from cvcycle.store import BlobStore

@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from cvcycle.errors import CvcycleError
+from cvcycle.errors import ServerUnavailable
 
 #: The extension name servers list in their metadata (``GET /v2``) when they take load requests.
 REPOSITORY_EXTENSION = "model_repository"
@@ -23,12 +23,6 @@ REPOSITORY_EXTENSION = "model_repository"
 #: How a server that polls its repository refuses a load request (Triton: "explicit model load /
 #: unload is not allowed if polling is enabled").
 POLLING_REFUSAL = "polling is enabled"
-
-
-class ServerUnavailable(CvcycleError):
-    """The inference server cannot be reached, refused a request, or did not make a version ready."""
-
-    http_status = 503
 
 
 class InferenceServerControl:
