@@ -55,38 +55,55 @@ def _dataset_versions(session: Any) -> list[TimelineItem]:
 
 def _runs(session: Any) -> list[TimelineItem]:
     names = dict(session.execute(select(Dataset.id, Dataset.name)).all())
+    # Only the columns shown: a run row also holds its whole environment (the package list).
+    rows = session.execute(
+        select(
+            Run.id,
+            Run.created_at,
+            Run.model_name,
+            Run.dataset_id,
+            Run.dataset_version,
+            Run.status,
+            Run.metrics,
+        )
+    )
     return [
         TimelineItem(
-            as_utc(r.created_at),
+            as_utc(created_at),
             "run",
-            f"run {r.id}: {r.model_name} on {names.get(r.dataset_id, r.dataset_id)}@{r.dataset_version}",
-            {"run_id": r.id, "status": r.status, "model": r.model_name, "metrics": r.metrics},
+            f"run {run_id}: {model} on {names.get(dataset_id, dataset_id)}@{dataset_version}",
+            {"run_id": run_id, "status": status, "model": model, "metrics": metrics},
         )
-        for r in session.scalars(select(Run))
+        for run_id, created_at, model, dataset_id, dataset_version, status, metrics in rows
     ]
 
 
 def _gates(session: Any) -> list[TimelineItem]:
     items = []
     rows = session.execute(
-        select(ModelVersion, Run.finished_at)
+        select(
+            ModelVersion.name,
+            ModelVersion.version,
+            ModelVersion.created_at,
+            ModelVersion.gate_report,
+            Run.finished_at,
+        )
         .outerjoin(Run, Run.id == ModelVersion.run_id)
         .where(ModelVersion.gate_report.is_not(None))
     )
-    for version, finished_at in rows:
-        report = version.gate_report
+    for name, number, created_at, report, finished_at in rows:
         if not report:  # a JSON null is not an SQL NULL: the filter above lets it through
             continue
         old = (report.get("models") or {}).get("old", "?")
         verdict = report.get("verdict", "?")
         items.append(
             TimelineItem(
-                as_utc(finished_at or version.created_at),
+                as_utc(finished_at or created_at),
                 "gate",
-                f"gate {version.name}@{version.version} vs {old}: {verdict}",
+                f"gate {name}@{number} vs {old}: {verdict}",
                 {
-                    "model": version.name,
-                    "version": version.version,
+                    "model": name,
+                    "version": number,
                     "verdict": verdict,
                     "reasons": report.get("reasons", []),
                 },

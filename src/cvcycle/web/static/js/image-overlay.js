@@ -27,7 +27,7 @@ export class BoxStage {
   /** boxes: [{box: [x, y, w, h], label, kind: "model" | "selected" | "report" | "false", onclick}] */
   setBoxes(boxes) {
     const stroke = Math.max(1.5, this.width / 320);
-    const font = Math.max(9, this.width / 30);
+    const font = Math.max(8, this.width / 42);
     this.svg.replaceChildren(
       ...boxes.map((b) => {
         const [x, y, w, hgt] = b.box;
