@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from collections.abc import Callable
@@ -180,4 +181,25 @@ def test_nothing_missed_by_key_moves_to_the_next_frame(
     expect(page.locator(".status-line")).to_contain_text(f"Event #{first}: nothing missed")
     expect(item).to_have_class(re.compile(r"\bdone\b"))
     assert [r["type"] for r in _reports(live, first)] == ["confirmed"]
+    assert page.errors == []
+
+
+def test_upload_of_an_events_file_shows_up_in_the_feed(page: Any, live: Live) -> None:
+    from cvcycle.pipeline.sample_home import sample_event_lines
+
+    source = _unique("cam-upload")
+    lines = [json.loads(line) for line in sample_event_lines(2, seed=77, id_prefix=_unique("upload"))]
+    for line in lines:
+        line["source"] = source
+    page.goto(f"{live.url}/feed")
+    expect(page.locator(".live-dot.on")).to_have_count(1)
+    body = "\n".join(json.dumps(line) for line in lines) + "\nnot json\n"
+    page.set_input_files(
+        'input[type="file"]',
+        files=[{"name": "events.jsonl", "mimeType": "application/x-ndjson", "buffer": body.encode()}],
+    )
+    expect(page.locator(".status-line")).to_contain_text(
+        "Uploaded events.jsonl: 2 kept, 0 already known, 1 bad lines"
+    )
+    expect(page.locator(".feed-row .source", has_text=source)).to_have_count(2)
     assert page.errors == []
