@@ -581,35 +581,31 @@ def test_watch_follows_alias_and_config_changes(home: Home, caplog: pytest.LogCa
     assert logged.count(f"wrote {config}") == 2  # the first pass, and the repair
 
 
-def test_the_watch_command_logs_each_change_until_interrupted(home: Home) -> None:
+def test_the_watch_command_reports_each_change_until_interrupted(home: Home) -> None:
     process = subprocess.Popen(
-        [CVCYCLE, "sync", "--repo", str(home.repo), "--watch", "0.2"],
+        [CVCYCLE, "sync", "--repo", str(home.repo), "--watch", "0.2", "--json"],
         env=home.env(),
-        stdout=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
-    lines: list[str] = []
     try:
-        assert process.stderr is not None
-
-        def wait_for(text: str) -> None:
-            while not any(text in line for line in lines):
-                line = process.stderr.readline()  # type: ignore[union-attr]
-                assert line, "".join(lines)  # the process ended without saying it
-                lines.append(line)
-
-        wait_for("copied detector@1")
+        assert process.stdout is not None
+        first = json.loads(process.stdout.readline() or "null")  # one line per pass that changed something
+        assert first is not None, process.communicate(timeout=60)
+        assert first["models"][0]["ref"] == "detector@1" and first["models"][0]["copied"]
         home.move_alias(2)
-        wait_for("copied detector@2")
+        second = json.loads(process.stdout.readline() or "null")
+        assert second["models"][0]["ref"] == "detector@2" and second["models"][0]["copied"]
         process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=60) == 0, process.stderr.read()
+        _, log = process.communicate(timeout=60)
+        assert process.returncode == 0, log
     finally:
         if process.poll() is None:
             process.kill()
-            process.wait()
-        if process.stderr is not None:
-            process.stderr.close()
+            process.communicate()
+    logged = [line.split(" INFO ", 1)[-1] for line in log.splitlines()]  # one plain line per change
+    assert any(line.startswith(f"copied detector@2 into {home.repo / 'detector' / '2'}") for line in logged)
     assert (home.repo / "detector" / "2" / "model.onnx").is_file()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from collections.abc import Callable, Iterator
@@ -13,7 +14,7 @@ import typer
 from rich.logging import RichHandler
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
-from cvcycle.cli.common import JsonOption, console, database, err_console, handle_errors, print_json, store
+from cvcycle.cli.common import console, database, err_console, handle_errors, print_json, store
 
 
 def register(app: typer.Typer) -> None:
@@ -43,14 +44,18 @@ def register(app: typer.Typer) -> None:
         load_timeout: float = typer.Option(
             120.0, "--load-timeout", min=0.1, help="Seconds to wait for the server to serve a new version."
         ),
-        as_json: bool = JsonOption,
+        as_json: bool = typer.Option(
+            False,
+            "--json",
+            help="Print the result as JSON (with --watch: one line per pass that changed something).",
+        ),
     ) -> None:
         """Copy the versions behind an alias into a repository, verified, and have the server load them.
 
         Versions the alias has left are removed once the server serves the new one (kept without --server).
         A second run does nothing; a run killed midway is resumed by the next one.
         """
-        from cvcycle.registry.sync import sync_alias, watch_alias
+        from cvcycle.registry.sync import SyncReport, sync_alias, watch_alias
 
         options: dict[str, Any] = {
             "models": models,
@@ -83,8 +88,23 @@ def register(app: typer.Typer) -> None:
             logging.getLogger("cvcycle.registry.sync").info(
                 "following %s of %s in %s every %g s (Ctrl-C stops)", alias, which, repo, watch
             )
+
+            def print_pass(report: SyncReport) -> None:  # one JSON line per pass that changed something
+                if report.changed:
+                    sys.stdout.write(json.dumps(report.to_json()) + "\n")
+                    sys.stdout.flush()
+
             try:
-                watch_alias(database(), store(), repo, alias, interval=watch, progress=progress, **options)
+                watch_alias(
+                    database(),
+                    store(),
+                    repo,
+                    alias,
+                    interval=watch,
+                    progress=progress,
+                    on_pass=print_pass if as_json else None,
+                    **options,
+                )
             except KeyboardInterrupt:
                 err_console.print("stopped")
 
