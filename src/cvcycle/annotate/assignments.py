@@ -22,6 +22,7 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from cvcycle.annotate.documents import Draft, check_fits
+from cvcycle.annotate.pseudo import model_pseudo_labels
 from cvcycle.data.datasets import get_dataset
 from cvcycle.data.versions import visible_at
 from cvcycle.db.engine import Database
@@ -43,6 +44,7 @@ from cvcycle.db.models import (
 )
 from cvcycle.errors import Conflict, InvalidInput, NotFound
 from cvcycle.feedback.events import as_utc
+from cvcycle.store import BlobStore
 
 ASSIGNMENT_STATUSES = ("open", "submitted", "accepted", "rejected")
 MAX_OVERLAP = 10
@@ -347,8 +349,9 @@ def get_assignment(db: Database, assignment_id: int) -> AssignmentRecord:
 # -- creating ---------------------------------------------------------------------------------------
 
 
-def _initial_draft(session: Session, task: Task) -> dict[str, Any]:
-    """The working copy's labels of the item; an unlabelled image gets the production model's boxes."""
+def _initial_draft(session: Session, task: Task, model_boxes: list[dict[str, Any]] | None) -> dict[str, Any]:
+    """The working copy's labels of the item; an unlabelled image gets the production model's boxes:
+    those recorded with the events that opened the task, else ``model_boxes`` (see ``pseudo.py``)."""
     dataset = session.get(Dataset, task.dataset_id)
     assert dataset is not None
     version = dataset.working_version
@@ -414,19 +417,64 @@ def _initial_draft(session: Session, task: Task) -> dict[str, Any]:
                     "score": d.get("score"),
                 }
             )
+        if not boxes:
+            boxes = list(model_boxes or [])
     item = item_info(session, task)
     draft = Draft.model_validate({"boxes": boxes})
     return check_fits(draft, item.width, item.height, max(item.frame_count, 1)).model_dump()
 
 
-def _new_assignment(session: Session, task: Task, annotator: str) -> Assignment:
+def _unlabelled(session: Session, dataset_id: int, frame_id: int, task_id: int | None) -> bool:
+    """Whether a new draft of this frame would start empty: no labels, no events' boxes."""
+    dataset = session.get(Dataset, dataset_id)
+    assert dataset is not None
+    labelled = session.scalar(
+        select(Label.id)
+        .where(
+            Label.dataset_id == dataset_id,
+            Label.frame_id == frame_id,
+            visible_at(Label, dataset.working_version),
+        )
+        .limit(1)
+    )
+    if labelled is not None:
+        return False
+    if task_id is None:
+        return True
+    seen = session.scalars(
+        select(Event.detection_count)
+        .join(Report, Report.event_id == Event.id)
+        .where(Report.task_id == task_id)
+    ).first()
+    return not seen
+
+
+def _model_boxes(
+    db: Database, store: BlobStore | None, dataset_id: int, frame_id: int, task_id: int | None
+) -> list[dict[str, Any]] | None:
+    """The production model's boxes for an image task whose draft would otherwise start empty.
+
+    Computed before the write transaction that creates the assignment, so running the model never
+    holds the database's write lock.
+    """
+    if store is None:
+        return None
+    with db.read() as session:
+        if not _unlabelled(session, dataset_id, frame_id, task_id):
+            return None
+    return model_pseudo_labels(db, store, frame_id)
+
+
+def _new_assignment(
+    session: Session, task: Task, annotator: str, model_boxes: list[dict[str, Any]] | None = None
+) -> Assignment:
     now = datetime.now(UTC)
     row = Assignment(
         task_id=task.id,
         annotator=annotator,
         status="open",
         rev=1,
-        draft=_initial_draft(session, task),
+        draft=_initial_draft(session, task, model_boxes),
         created_at=now,
         updated_at=now,
         updated_by=None,
@@ -450,8 +498,12 @@ def create_annotation_task(
     media_id: int | None = None,
     annotators: Sequence[str] = (),
     overlap: int = 1,
+    store: BlobStore | None = None,
 ) -> TaskDetail:
-    """Open a task on one frame (image mode) or one video (video mode) of ``dataset``'s working copy."""
+    """Open a task on one frame (image mode) or one video (video mode) of ``dataset``'s working copy.
+
+    With ``store``, an unlabelled frame's drafts start from the production model's boxes.
+    """
     if (frame_id is None) == (media_id is None):
         raise InvalidInput("give exactly one of frame_id (an image task) or media_id (a video task)")
     if not 1 <= overlap <= MAX_OVERLAP:
@@ -461,6 +513,11 @@ def create_annotation_task(
         raise InvalidInput(
             f"annotators must be distinct and at most overlap={overlap}, got {', '.join(names)}"
         )
+    model_boxes = None
+    if frame_id is not None and names and store is not None:
+        with db.read() as session:
+            dataset_id = get_dataset(session, dataset).id
+        model_boxes = _model_boxes(db, store, dataset_id, frame_id, None)
     with db.write() as session:
         ds = get_dataset(session, dataset)
         version = ds.working_version
@@ -504,14 +561,16 @@ def create_annotation_task(
         session.add(task)
         session.flush()
         for name in names:
-            _new_assignment(session, task, name)
+            _new_assignment(session, task, name, model_boxes)
         box_classes, action_classes = _classes(session, task)
         return TaskDetail(
             task_summaries(session, [task])[0], item_info(session, task), box_classes, action_classes
         )
 
 
-def open_assignment(db: Database, task_id: int, annotator: str) -> AssignmentRecord:
+def open_assignment(
+    db: Database, task_id: int, annotator: str, store: BlobStore | None = None
+) -> AssignmentRecord:
     """The annotator's assignment on the task, taken now if the task has a free place.
 
     A task without overlap has one assignment that anyone who opens the task works on (revisions
@@ -519,6 +578,16 @@ def open_assignment(db: Database, task_id: int, annotator: str) -> AssignmentRec
     own, and a k+1-th is refused.
     """
     annotator = check_person_name(annotator)
+    model_boxes = None
+    with db.read() as session:
+        task = annotate_task(session, task_id)
+        taken = session.scalar(
+            select(func.count()).select_from(Assignment).where(Assignment.task_id == task_id)
+        )
+        fresh = task.media_id is None and not (task.overlap == 1 and taken)
+        where = (task.dataset_id, task.frame_id)
+    if fresh:
+        model_boxes = _model_boxes(db, store, *where, task_id)
     with db.write() as session:
         task = annotate_task(session, task_id, lock=True)
         rows = list(
@@ -536,7 +605,7 @@ def open_assignment(db: Database, task_id: int, annotator: str) -> AssignmentRec
                 )
             if task.status != "open":
                 raise Conflict(f"task {task_id} is already {task.status}")
-            mine = _new_assignment(session, task, annotator)
+            mine = _new_assignment(session, task, annotator, model_boxes)
             if task.assignee is None:
                 task.assignee = annotator
         return assignment_records(session, [mine])[0]

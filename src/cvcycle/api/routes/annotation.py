@@ -23,7 +23,7 @@ from cvcycle.annotate.review import (
     submit_assignment,
     task_agreement,
 )
-from cvcycle.api.deps import DbDep, SettingsDep
+from cvcycle.api.deps import DbDep, SettingsDep, StoreDep
 
 router = APIRouter(prefix="/api", tags=["annotation"])
 
@@ -66,7 +66,7 @@ def tasks(db: DbDep, annotator: str | None = None, status: str | None = None) ->
 
 
 @router.post("/tasks", status_code=201)
-def new_task(body: NewTask, db: DbDep) -> dict[str, Any]:
+def new_task(body: NewTask, db: DbDep, store: StoreDep) -> dict[str, Any]:
     return create_annotation_task(
         db,
         body.dataset,
@@ -74,6 +74,7 @@ def new_task(body: NewTask, db: DbDep) -> dict[str, Any]:
         media_id=body.media_id,
         annotators=body.annotators,
         overlap=body.overlap,
+        store=store,
     ).to_json()
 
 
@@ -83,9 +84,9 @@ def task(task_id: int, db: DbDep) -> dict[str, Any]:
 
 
 @router.post("/tasks/{task_id}/assignments")
-def take_task(task_id: int, body: Taker, db: DbDep) -> dict[str, Any]:
+def take_task(task_id: int, body: Taker, db: DbDep, store: StoreDep) -> dict[str, Any]:
     """The annotator's assignment on the task (taken now if there is a free place)."""
-    return open_assignment(db, task_id, body.annotator).to_json()
+    return open_assignment(db, task_id, body.annotator, store).to_json()
 
 
 @router.get("/tasks/{task_id}/agreement")
