@@ -105,12 +105,12 @@ def coco_scores(db: Database, store: BlobStore, model_ref: str, slice_name: str)
     }
 
 
-def run(clips: int, seed: int, sets: list[str], root: Path) -> dict[str, Any]:
+def run(clips: int, seconds: float, seed: int, sets: list[str], root: Path) -> dict[str, Any]:
     settings = Settings(home=root / f"home-{clips}-{seed}", db_url=None, store_url=None, tracking_uri=None)
     init_home(settings)
     db, store = open_database(settings), open_store(settings)
     started = time.perf_counter()
-    synth = add_synthetic_clips(db, store, "home", clips=clips, lighting="day", seed=seed)
+    synth = add_synthetic_clips(db, store, "home", clips=clips, lighting="day", seed=seed, seconds=seconds)
     with db.write() as session:
         commit_version(session, "home", f"{clips} day clips")
     data_seconds = time.perf_counter() - started
@@ -144,6 +144,7 @@ def main() -> None:
     parser.add_argument(
         "--clips", type=int, default=8, help="Day clips to render (80 frames of 320x240 each)."
     )
+    parser.add_argument("--seconds", type=float, default=8.0, help="Length of each clip (10 fps).")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1], help="World seeds; one run per seed.")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (the target is 2 cores).")
     parser.add_argument("--set", dest="sets", action="append", default=[], help="Training config KEY=VALUE.")
@@ -154,7 +155,7 @@ def main() -> None:
     figures = []
     with tempfile.TemporaryDirectory(prefix="cvcycle-bench-") as tmp:
         for seed in args.seeds:
-            result = run(args.clips, seed, args.sets, Path(tmp))
+            result = run(args.clips, args.seconds, seed, args.sets, Path(tmp))
             figures.append(result)
             if not args.json:
                 val, test = result["val"], result["test"]

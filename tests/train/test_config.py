@@ -120,3 +120,9 @@ def test_an_empty_config_file_is_all_defaults(tmp_path: Path) -> None:
     path = tmp_path / "empty.yaml"
     path.write_text("# nothing yet\n")
     assert resolve_config(read_config_file(path), None, None).config == TrainConfig()
+
+
+def test_set_none_clears_an_optional_value() -> None:
+    for text in ("max_seconds=none", "max_seconds=None", "max_seconds=null"):
+        resolved = resolve_config({}, None, parse_sets([text]))
+        assert resolved.config.max_seconds is None, text

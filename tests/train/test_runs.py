@@ -167,6 +167,7 @@ BAD_REQUESTS: list[tuple[dict[str, Any], type[Exception], str]] = [
     ({"dataset": "home@1", "sets": ["lrr=1"]}, InvalidInput, "'lrr'"),
     ({"dataset": "home@1", "from_model": "detector@3"}, NotFound, "'detector'"),
     ({"dataset": "home@1", "from_model": "detector@x"}, InvalidInput, "invalid version 'x'"),
+    ({"dataset": "home@1", "sets": ["init_from=detector@4"]}, NotFound, "'detector'"),
 ]
 
 
@@ -183,3 +184,34 @@ def test_a_bad_request_is_refused_before_any_run_is_recorded(
 def test_cloning_a_run_that_does_not_exist(db: Database, store: BlobStore, settings: Settings) -> None:
     with pytest.raises(NotFound, match="run 42 does not exist"):
         clone_run(db, store, settings, 42)
+
+
+def test_init_from_starts_from_the_weights_of_a_version_and_records_which(
+    db: Database, store: BlobStore, settings: Settings, day_dataset: str
+) -> None:
+    first = train_model(db, store, settings, dataset=day_dataset, sets=TINY_SETS)
+    # A learning rate too small to move anything: the fine-tuned weights are the starting ones.
+    second = train_model(
+        db,
+        store,
+        settings,
+        dataset=day_dataset,
+        sets=[*TINY_SETS, "epochs=1", "lr=1e-12", "init_from=detector:candidate"],
+    )
+    with db.read() as session:
+        run = session.get(Run, second.run_id)
+        assert run is not None and run.config["init_from"] == "detector@1"  # the alias, pinned
+    before = load_model(db, store, first.ref).module.state_dict()
+    after = load_model(db, store, second.ref).module.state_dict()
+    for key, value in before.items():
+        if value.dtype.is_floating_point and "running" not in key:
+            assert np.allclose(after[key].numpy(), value.numpy(), atol=1e-6), key
+
+    # Weights that do not fit the new network are refused before a run starts, naming what differs.
+    with pytest.raises(InvalidInput, match="width 8 vs 4 in detector@1"):
+        train_model(
+            db, store, settings, dataset=day_dataset, sets=[*TINY_SETS, "width=8", "init_from=detector@1"]
+        )
+    with db.read() as session:
+        assert resolve_model_ref(session, "detector:candidate").version == 2
+        assert len(session.scalars(select(Run)).all()) == 2

@@ -75,6 +75,7 @@ def register(app: typer.Typer) -> None:
         lighting: str = typer.Option("day", "--lighting", help="day, dim or night."),
         dogs: bool = typer.Option(False, "--dogs/--no-dogs", help="Add dogs (hard negatives, no boxes)."),
         seed: int = typer.Option(0, "--seed", help="Seed: the same seed gives the same clips."),
+        seconds: float = typer.Option(8.0, "--seconds", min=0.1, help="Length of each clip (10 fps)."),
         out: Path | None = typer.Option(None, "--out", help="Also write the MP4s and a COCO export here."),
         as_json: bool = JsonOption,
     ) -> None:
@@ -88,6 +89,7 @@ def register(app: typer.Typer) -> None:
                 lighting=lighting,
                 dogs=dogs,
                 seed=seed,
+                seconds=seconds,
                 out_dir=out,
                 progress=progress,
             )

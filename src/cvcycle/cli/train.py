@@ -89,6 +89,7 @@ def train(
     """Train the next version of a model; it gets the alias `candidate`.
 
     Config precedence, lowest to highest: defaults < --config FILE < --from's run config < --set.
+    To fine-tune, start from a version's weights: --set init_from=detector@1.
     """
     from cvcycle.train.service import train_model
 

@@ -68,15 +68,17 @@ def add_synthetic_clips(
     lighting: str,
     dogs: bool = False,
     seed: int = 0,
+    seconds: float = 8.0,
     out_dir: Path | None = None,
     progress: ProgressFn | None = None,
 ) -> SynthResult:
     """Render ``clips`` clips, ingest them into ``name`` and add their exact boxes and fall segments.
 
-    Clips already in the dataset (same seed and settings) are left as they are. With ``out_dir``
+    Each clip lasts ``seconds`` (at 10 fps). Clips already in the dataset (same seed and settings)
+    are left as they are. With ``out_dir``
     the MP4s go to ``out_dir/videos`` and a COCO export of their frames to ``out_dir``.
     """
-    specs = generate_clips(clips, lighting, dogs, seed)
+    specs = generate_clips(clips, lighting, dogs, seed, seconds=seconds)
     summary: list[dict[str, Any]] = []
     total_boxes = total_segments = 0
     media_shas: list[str] = []

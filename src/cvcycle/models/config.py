@@ -25,23 +25,29 @@ class TrainConfig(BaseModel):
     classes: tuple[str, ...] | None = Field(
         default=None, description="Class list, in order; default: the classes of the training slice, sorted."
     )
-    epochs: int = Field(default=40, ge=1, description="Most passes over the training slice.")
+    epochs: int = Field(default=24, ge=1, description="Most passes over the training slice.")
     max_seconds: float | None = Field(
         default=60.0, gt=0, description="Training time budget in seconds; none for no budget."
     )
-    batch_size: int = Field(default=16, ge=1)
+    batch_size: int = Field(default=8, ge=1)
     lr: float = Field(default=4e-3, gt=0, description="Peak learning rate (AdamW, cosine schedule).")
     weight_decay: float = Field(default=1e-4, ge=0)
     seed: int = Field(default=0, ge=0)
     input_size: tuple[int, int] = Field(
-        default=(192, 256), description="Network input (height, width); write 192x256 or [192, 256]."
+        default=(160, 224),
+        description="Network input (height, width), multiples of 32; 160x224 or [160, 224].",
     )
     width: int = Field(default=16, ge=4, le=512, description="Channels of the first stage.")
     max_detections: int = Field(default=100, ge=1, le=10_000, description="Boxes per image (K).")
     score_threshold: float = Field(default=0.3, ge=0, le=1, description="Operating threshold.")
     device: str = Field(default="cpu", description="cpu, cuda or cuda:N (no silent fallback).")
     num_workers: int = Field(default=2, ge=0, description="Frame-decoding workers.")
-    augment: bool = Field(default=True, description="Horizontal flip and brightness jitter.")
+    augment: bool = Field(default=True, description="Mosaic, flip/zoom/shift and colour jitter.")
+    init_from: str | None = Field(
+        default=None,
+        description="Start from this model version's weights (fine-tuning), e.g. detector@1; its "
+        "adapter, classes, width and input size must match. An alias is recorded as the version it named.",
+    )
     options: dict[str, Any] = Field(default_factory=dict, description="Adapter-specific settings.")
 
     @field_validator("model", "adapter")

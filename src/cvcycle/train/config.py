@@ -112,6 +112,8 @@ def parse_sets(items: Mapping[str, Any] | Sequence[str]) -> dict[str, Any]:
                 value = yaml.safe_load(raw) if raw.strip() else ""
             except yaml.YAMLError:
                 value = raw
+            if isinstance(value, str) and value.strip().lower() == "none":
+                value = None  # YAML says null; the config's help says "none for no budget"
             pairs.append((key.strip(), value))
     values: dict[str, Any] = {}
     for key, value in pairs:

@@ -18,10 +18,11 @@ import json
 import tempfile
 import traceback
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import torch
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -34,6 +35,8 @@ from cvcycle.db.models import Dataset, ModelVersion, Run, utcnow
 from cvcycle.errors import InvalidInput, NotFound
 from cvcycle.models.adapter import TrainProgress, create_adapter
 from cvcycle.models.checkpoint import checkpoint_bytes
+from cvcycle.models.config import TrainConfig
+from cvcycle.registry.loading import load_model
 from cvcycle.registry.versions import create_model_version, resolve_model_ref, set_alias
 from cvcycle.settings import Settings
 from cvcycle.store import BlobStore
@@ -118,6 +121,8 @@ def _plan(
     for text in (train_slice, val_slice):
         slice_spec(session, resolved_ref, text)
     create_adapter(resolved.config.adapter)
+    if resolved.config.init_from:
+        resolved = _pin_init_from(session, resolved)
     return _Plan(
         resolved=resolved,
         dataset=DatasetRef(resolved_ref.dataset.name, resolved_ref.version),
@@ -182,6 +187,47 @@ def clone_run(
             parent.id,
         )
     return _execute(db, store, tracker or open_tracker(settings), plan, settings.manifests_dir, progress)
+
+
+def _pin_init_from(session: Session, resolved: ResolvedConfig) -> ResolvedConfig:
+    """Check ``init_from`` names a version of the same adapter and record it as ``name@N``.
+
+    An alias moves; the run must say which weights it started from, so a clone starts from the same.
+    """
+    config = resolved.config
+    assert config.init_from is not None
+    version = resolve_model_ref(session, config.init_from)
+    if version.adapter != config.adapter:
+        raise InvalidInput(
+            f"init_from {config.init_from} is a {version.adapter!r} model; this run trains {config.adapter!r}",
+            hint="start from a version of the same adapter",
+        )
+    pinned = f"{version.name}@{version.version}"
+    recorded = TrainConfig.model_validate(version.config)
+    _refuse_misfit(
+        pinned,
+        [("input_size", config.input_size, recorded.input_size), ("width", config.width, recorded.width)],
+    )
+    return replace(resolved, config=config.model_copy(update={"init_from": pinned}))
+
+
+def _refuse_misfit(init_from: str, pairs: Sequence[tuple[str, Any, Any]]) -> None:
+    problems = [f"{what} {mine} vs {theirs} in {init_from}" for what, mine, theirs in pairs if mine != theirs]
+    if problems:
+        raise InvalidInput(
+            f"cannot start from the weights of {init_from}: " + "; ".join(problems),
+            hint="train with the same classes, width and input_size, or drop init_from",
+        )
+
+
+def _initial_weights(
+    db: Database, store: BlobStore, config: TrainConfig, classes: Sequence[str], module: torch.nn.Module
+) -> None:
+    """Load the ``init_from`` version's weights into ``module``; anything that does not fit is named."""
+    assert config.init_from is not None
+    start = load_model(db, store, config.init_from)
+    _refuse_misfit(config.init_from, [("classes", list(classes), list(start.classes))])
+    module.load_state_dict(start.module.state_dict(), strict=True)
 
 
 def _get_run(session: Session, run_id: int) -> Run:
@@ -274,12 +320,18 @@ def _train(
 ) -> RunResult:
     config = plan.resolved.config
     seed_everything(config.seed)
+    classes = config.classes
+    if classes is None and config.init_from:
+        with db.read() as session:
+            classes = tuple(resolve_model_ref(session, config.init_from).classes)
     with db.read() as session:
         data, summary = load_training_data(
-            session, store, plan.dataset, plan.train_slice, plan.val_slice, manifests_dir, config.classes
+            session, store, plan.dataset, plan.train_slice, plan.val_slice, manifests_dir, classes
         )
     adapter = create_adapter(config.adapter)
     module = adapter.build(config, data.classes)
+    if config.init_from:
+        _initial_weights(db, store, config, data.classes, module)
 
     def report(event: TrainProgress) -> None:
         if event.kind == "epoch":
