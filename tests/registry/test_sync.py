@@ -581,6 +581,41 @@ def test_watch_follows_alias_and_config_changes(home: Home, caplog: pytest.LogCa
     assert logged.count(f"wrote {config}") == 2  # the first pass, and the repair
 
 
+def test_watch_logs_a_failed_pass_and_recovers(home: Home, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="cvcycle.registry.sync")
+    reports: queue.Queue[SyncReport] = queue.Queue()
+    stop = threading.Event()
+    thread = threading.Thread(
+        target=watch_alias,
+        args=(home.db, home.store, home.repo, "production"),
+        kwargs={"interval": 0.2, "stop": stop, "on_pass": reports.put},
+    )
+    blob = Path(home.store.local_path(home.onnx_artifact(2)["key"]))
+    good = blob.read_bytes()
+    thread.start()
+    try:
+        assert reports.get(timeout=120).models[0].copied  # version 1 is in place
+        blob.chmod(0o644)
+        blob.write_bytes(good[:-1] + bytes([good[-1] ^ 0xFF]))  # the store's copy of version 2 is damaged
+        home.move_alias(2)
+
+        def failures() -> list[str]:
+            return [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+
+        while not failures():
+            assert thread.is_alive()
+            time.sleep(0.05)
+        assert "checksum mismatch for model.onnx of detector@2" in failures()[0]
+        assert not (home.repo / "detector" / "2").exists()
+        blob.write_bytes(good)  # restored from a backup: the next pass goes through
+        while not (report := reports.get(timeout=120)).changed:
+            pass
+        assert report.models[0].version == 2 and report.models[0].copied
+    finally:
+        stop.set()
+        thread.join()
+
+
 def test_the_watch_command_reports_each_change_until_interrupted(home: Home) -> None:
     process = subprocess.Popen(
         [CVCYCLE, "sync", "--repo", str(home.repo), "--watch", "0.2", "--json"],

@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from cvcycle.db import Database
@@ -229,7 +230,7 @@ def watch_alias(
         while True:
             try:
                 report = syncer.run_pass(progress)
-            except (CvcycleError, OSError) as exc:
+            except (CvcycleError, OSError, SQLAlchemyError) as exc:  # a store, server or database hiccup
                 if first:
                     raise
                 hint = getattr(exc, "hint", None)
