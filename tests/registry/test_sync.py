@@ -2,9 +2,11 @@
 
 The registry is real: a home with SQLite and a blob store, a committed dataset, two versions of the
 built-in detector registered with ``create_model_version`` and exported (and verified) with
-``export_model_version``, built once per module and copied for each test. The two versions have
-different weights, so which one answered a request is plain from its outputs. The server is
-``cvcycle serve`` in a subprocess on a free port, talked to with the official ``tritonclient``.
+``export_model_version`` (and a second model, ``lobby``, without the alias), built once per module
+and copied for each test. The two versions have different weights, so which one answered a request
+is plain from its outputs. The server is ``cvcycle serve`` in a subprocess on a free port, in
+explicit model control where it has it (so only sync's load request makes it serve a version),
+talked to with the official ``tritonclient``. The S3 variant runs on moto's S3 server.
 """
 
 from __future__ import annotations
@@ -199,6 +201,7 @@ class Home:
 
 @pytest.fixture
 def home(registry_template: Path, tmp_path: Path) -> Iterator[Home]:
+    """A copy of the registry for one test (this module's own ``home``, not the CLI one of conftest)."""
     root = tmp_path / "home"
     shutil.copytree(registry_template, root)
     db = Database(f"sqlite:///{root / 'cvcycle.db'}")
