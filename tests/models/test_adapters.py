@@ -30,9 +30,9 @@ from cvcycle.synth import generate_clips, render_frames
 from cvcycle.train.config import TrainConfig
 
 TINY = TrainConfig(
-    epochs=2,
+    epochs=3,
     max_seconds=None,
-    batch_size=2,
+    batch_size=4,
     lr=0.01,
     input_size=(64, 96),
     width=4,
@@ -44,7 +44,7 @@ TINY = TrainConfig(
 @pytest.fixture(scope="module")
 def synthetic() -> tuple[TrainingData, list[np.ndarray]]:
     """Two short clips of the synthetic world: one to train on, one to validate on."""
-    specs = generate_clips(2, "day", seed=3, width=160, height=120, seconds=1.2)
+    specs = generate_clips(2, "day", seed=3, width=160, height=120, seconds=2.0)
     classes = ("fallen_person", "person")
     frames: list[LabelledFrame] = []
     pixels: dict[int, np.ndarray] = {}
@@ -82,9 +82,9 @@ def test_every_adapter_trains_predicts_and_exports_with_onnx_parity(
     events: list[TrainProgress] = []
     outcome = adapter.train(module, data, TINY, events.append)
 
-    assert [e.epoch for e in events if e.kind == "epoch"] == [1, 2]
+    assert [e.epoch for e in events if e.kind == "epoch"] == [1, 2, 3]
     assert any(e.kind == "step" for e in events)
-    assert len(outcome.history) == 2 and outcome.best_epoch in (1, 2)
+    assert len(outcome.history) == 3 and outcome.best_epoch in (1, 2, 3)
     assert all(np.isfinite(h["train_loss"]) for h in outcome.history)
     assert set(outcome.state_dict) == set(module.state_dict())
 
@@ -120,6 +120,7 @@ def test_every_adapter_trains_predicts_and_exports_with_onnx_parity(
     assert [o.shape[0] for o in onnx_out] == [3, 3, 3]
     for out_name, got, want in zip(spec.output_names, onnx_out, torch_out, strict=True):
         assert got.dtype == want.dtype and got.shape == want.shape, out_name
+    assert (torch_out[1] > 0).any(), "a few steps of training must give some detections to compare"
     assert_same_detections(dict(zip(spec.output_names, onnx_out, strict=True)), torch_out)
 
 

@@ -20,7 +20,6 @@ SHIFT = 0.15  # of half the image, in normalised coordinates
 BRIGHTNESS = (0.7, 1.3)
 COLOUR = 0.1
 GREY_P = 0.2
-ERASE_P = 0.0
 # A box cut by the frame edge or a mosaic seam is kept while at least this much of it is visible.
 MIN_VISIBLE = 0.5
 
@@ -125,23 +124,6 @@ def colour_jitter(batch: Batch, generator: torch.Generator) -> Batch:
     return Batch(images.clamp(0.0, 1.0), batch.boxes, batch.classes)
 
 
-def erase(batch: Batch, generator: torch.Generator) -> Batch:
-    """Grey out a random rectangle in some images (random erasing), so no single part decides."""
-    images = batch.images.clone()
-    size, _, height, width = images.shape
-    chosen = (torch.rand(size, generator=generator) < ERASE_P).tolist()
-    corners = torch.rand(size, 4, generator=generator)
-    for i in range(size):
-        if not chosen[i]:
-            continue
-        h = int(height * (0.1 + 0.3 * float(corners[i, 0])))
-        w = int(width * (0.1 + 0.3 * float(corners[i, 1])))
-        y = int((height - h) * float(corners[i, 2]))
-        x = int((width - w) * float(corners[i, 3]))
-        images[i, :, y : y + h, x : x + w] = 0.5
-    return Batch(images, batch.boxes, batch.classes)
-
-
 def augment(batch: Batch, generator: torch.Generator) -> Batch:
     """Mosaic, then flip/zoom/shift, then colour: the detector's training augmentation."""
-    return erase(colour_jitter(flip_zoom_shift(mosaic(batch, generator), generator), generator), generator)
+    return colour_jitter(flip_zoom_shift(mosaic(batch, generator), generator), generator)

@@ -177,7 +177,8 @@ def _learning_rate(config: AdapterConfig, step: int, planned_steps: int, elapsed
     progress = step / max(planned_steps, 1)
     if config.max_seconds:
         progress = max(progress, elapsed / config.max_seconds)
-    warmup = min(1.0, (step + 1) / _WARMUP_STEPS)
+    # A short run warms up for a tenth of its steps at most.
+    warmup = min(1.0, (step + 1) / min(_WARMUP_STEPS, planned_steps // 10 + 1))
     cosine = _MIN_LR_FACTOR + (1 - _MIN_LR_FACTOR) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
     return config.lr * warmup * cosine
 
@@ -326,7 +327,7 @@ class DetectorAdapter:
         try:
             return CenterNet(tuple(classes), config.width, config.input_size, config.max_detections)
         except ValueError as exc:
-            raise InvalidInput(str(exc), hint="use an input_size such as 192x256") from exc
+            raise InvalidInput(str(exc), hint="use an input_size such as 160x224") from exc
 
     def train(
         self, module: torch.nn.Module, data: TrainingData, config: AdapterConfig, progress: ProgressFn | None
