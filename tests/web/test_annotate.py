@@ -150,6 +150,18 @@ def test_an_annotator_labels_an_action_and_a_track_on_the_video_timeline(
     (track,) = draft["tracks"]
     assert [k["frame"] for k in track["keyframes"]] == [12, 16]
     assert track["keyframes"][1]["box"]["x"] - track["keyframes"][0]["box"]["x"] == pytest.approx(40, abs=1.5)
+
+    # Edit the action's last frame in its row, then delete it with the key, and undo that.
+    segment = page.locator(".ann-segments li.selected")
+    segment.get_by_label("end frame").fill("13")
+    segment.get_by_label("end frame").press("Enter")
+    page.wait_for_function("window.cvcycleAnnotate.draft.segments.some((s) => s.start === 5 && s.end === 13)")
+    page.locator(".ann-canvas").click(position={"x": 5, "y": 5})
+    page.locator(".ann-segments li.selected").click()
+    page.keyboard.press("Delete")
+    assert page.locator(".ann-segments li").count() == before
+    page.keyboard.press("Control+z")
+    assert page.locator(".ann-segments li").count() == before + 1
     assert page.errors == []
 
 

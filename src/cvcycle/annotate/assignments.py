@@ -297,26 +297,30 @@ def item_info(session: Session, task: Task) -> ItemInfo:
 
 
 def _classes(session: Session, task: Task) -> tuple[list[str], list[str]]:
-    boxes = set(session.scalars(select(Label.cls).where(Label.dataset_id == task.dataset_id).distinct()))
-    actions = set(
-        session.scalars(select(Segment.cls).where(Segment.dataset_id == task.dataset_id).distinct())
-    )
-    for event_detections in session.scalars(
-        select(Event.detections).join(Report, Report.event_id == Event.id).where(Report.task_id == task.id)
-    ):
-        boxes.update(str(d.get("cls")) for d in event_detections)
-    # The production model's classes: what pseudo-labels use and what the next model will learn.
+    """Classes for the pickers: the production model's first, in its order (its class 0 is the
+    usual default), then those the dataset and the task's events use, sorted."""
+    model: list[str] = []
     for names in session.scalars(
         select(ModelVersion.classes)
         .join(
             ModelAlias, and_(ModelAlias.name == ModelVersion.name, ModelAlias.version == ModelVersion.version)
         )
         .where(ModelAlias.alias == "production")
+        .order_by(ModelVersion.name)
     ):
-        boxes.update(str(n) for n in names or [])
+        model.extend(str(n) for n in names or [] if str(n) not in model)
+    boxes = set(session.scalars(select(Label.cls).where(Label.dataset_id == task.dataset_id).distinct()))
+    for event_detections in session.scalars(
+        select(Event.detections).join(Report, Report.event_id == Event.id).where(Report.task_id == task.id)
+    ):
+        boxes.update(str(d.get("cls")) for d in event_detections)
+    actions = set(
+        session.scalars(select(Segment.cls).where(Segment.dataset_id == task.dataset_id).distinct())
+    )
     if not actions:  # a dataset without actions yet: offer those used in any dataset
         actions.update(session.scalars(select(Segment.cls).distinct().limit(50)))
-    return sorted(boxes) or ["object"], sorted(actions) or ["action"]
+    box_classes = model + sorted(boxes - set(model))
+    return box_classes or ["object"], sorted(actions) or ["action"]
 
 
 def annotate_task(session: Session, task_id: int, *, lock: bool = False) -> Task:
