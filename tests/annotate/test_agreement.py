@@ -100,3 +100,19 @@ def test_agreement_of_k_annotators_is_the_mean_over_pairs() -> None:
     assert result.segments_tiou == 1.0
     single = agreement(work[:1])
     assert single.pairs == 0 and single.boxes_f1 is None
+
+
+def test_tracks_agree_frame_by_frame_whatever_their_keyframes() -> None:
+    from cvcycle.annotate.documents import Draft
+    from cvcycle.annotate.review import draft_work
+
+    def track(*keys: tuple[int, float]) -> Draft:
+        keyframes = [{"frame": f, "box": {"x": x, "y": 0, "w": 10, "h": 10}} for f, x in keys]
+        return Draft.model_validate({"tracks": [{"id": "t", "cls": P, "keyframes": keyframes}]})
+
+    # The same motion, keyframed at frames 0 and 10 by one and at 0, 5, 10 by the other.
+    same = draft_work([("a", track((0, 0), (10, 20))), ("b", track((0, 0), (5, 10), (10, 20)))])
+    assert agreement(same).boxes_f1 == 1.0
+    # The second annotator's object runs away from the first one's after frame 0.
+    apart = draft_work([("a", track((0, 0), (10, 20))), ("b", track((0, 0), (10, 200)))])
+    assert agreement(apart).boxes_f1 == pytest.approx(2 * 1 / 4)  # frames 0 and 10: one of two match

@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from cvcycle.annotate.agreement import Agreement, ClassBox, agreement
+from cvcycle.annotate.agreement import Agreement, ClassBox, ClassRange, agreement
 from cvcycle.annotate.assignments import (
     AssignmentRecord,
     TaskSummary,
@@ -66,14 +66,23 @@ class SpotCheck:
         return int.from_bytes(digest[:8], "big") / 2**64 < self.share
 
 
-def _draft_work(rows: list[Assignment]) -> list[tuple[str, Any, Any]]:
-    drafts = [(a.annotator, Draft.model_validate(a.draft)) for a in rows]
-    return [(name, d.class_boxes() + _track_class_boxes(d), d.class_ranges()) for name, d in drafts]
+def draft_work(annotated: list[tuple[str, Draft]]) -> list[tuple[str, list[ClassBox], list[ClassRange]]]:
+    """What agreement compares for each annotator: boxes, tracks as boxes, action segments.
 
-
-def _track_class_boxes(draft: Draft) -> list[ClassBox]:
-    # Tracks count as boxes on their keyframes: what each annotator actually placed.
-    return [ClassBox(f"{t.cls}@{k.frame}", k.box.xywh()) for t in draft.tracks for k in t.keyframes]
+    Tracks are compared frame by frame on every frame where any annotator placed a keyframe
+    (interpolated where an annotator had none), so two annotators who follow the same object
+    with different keyframes still agree. A track box only matches a box on the same frame.
+    """
+    frames = sorted({k.frame for _, d in annotated for t in d.tracks for k in t.keyframes})
+    out = []
+    for name, d in annotated:
+        tracks = [
+            ClassBox(f"{t.cls}@{frame}", box)
+            for t in d.tracks
+            for frame, box in track_boxes(t.keyframe_values(), frames).items()
+        ]
+        out.append((name, d.class_boxes() + tracks, d.class_ranges()))
+    return out
 
 
 def _agreement(session: Session, task_id: int) -> Agreement:
@@ -84,7 +93,7 @@ def _agreement(session: Session, task_id: int) -> Agreement:
             .order_by(Assignment.id)
         )
     )
-    return agreement(_draft_work(rows))
+    return agreement(draft_work([(a.annotator, Draft.model_validate(a.draft)) for a in rows]))
 
 
 def task_agreement(db: Database, task_id: int) -> Agreement:
