@@ -75,7 +75,8 @@ def register(app: typer.Typer) -> None:
                 f"cvcycle is up: [bold]{url}[/]  (API docs {url}/api/docs, OpenAPI {url}/openapi.json)"
             )
             if server is not None:
-                console.print(f"inference server: http://{host}:{serve_port} serving {repository}")
+                served = f"inference server: http://{host}:{serve_port} serving {repository}"
+                console.print(served, highlight=False, soft_wrap=True)
             console.print(f"home: {settings.home}   stop with Ctrl+C", highlight=False)
             uvicorn.run(
                 create_app(settings), host=host, port=port, log_level="warning", timeout_graceful_shutdown=2

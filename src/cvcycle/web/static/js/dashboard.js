@@ -7,6 +7,11 @@ import { fmtNum, fmtRate, h, replace, table } from "./dom.js";
 const COUNTS = ["events", "detections", "sampled", "frames_reviewed", "confirmed", "false_detection", "inaccurate_detection", "missed_detection", "detections_reviewed"];
 const REFRESH_MS = 15000;
 
+/** Missed objects per reviewed frame: a count per frame, not a share (a frame can hide several). */
+function perFrame(value) {
+  return value === null || value === undefined ? "n/a" : value.toFixed(2);
+}
+
 function modelOf(row) {
   return `${row.model_name}@${row.model_version}`;
 }
@@ -67,7 +72,7 @@ export async function mount(root) {
         tile("frames_reviewed", "frames reviewed", fmtNum(all.frames_reviewed)),
         tile("false_detection", `false detections · ${fmtRate(all.false_rate)}`, fmtNum(all.false_detection)),
         tile("inaccurate_detection", `inaccurate · ${fmtRate(all.inaccurate_rate)}`, fmtNum(all.inaccurate_detection)),
-        tile("missed_detection", `missed · ${fmtRate(all.missed_rate)} per frame`, fmtNum(all.missed_detection)),
+        tile("missed_detection", `missed · ${perFrame(all.missed_rate)} per reviewed frame`, fmtNum(all.missed_detection)),
       ),
       h(
         "div",
@@ -81,8 +86,8 @@ export async function mount(root) {
       ),
       h("h2", {}, "Per day, model version and source"),
       table(
-        ["day", "model", "source", "events", "reviewed", "false", "inaccurate", "missed", "false rate", "inaccurate rate", "missed rate"],
-        chosen.map((r) => [r.day, modelOf(r), r.source, fmtNum(r.events), fmtNum(r.detections_reviewed), fmtNum(r.false_detection), fmtNum(r.inaccurate_detection), fmtNum(r.missed_detection), fmtRate(r.false_rate), fmtRate(r.inaccurate_rate), fmtRate(r.missed_rate)]),
+        ["day", "model", "source", "events", "detections reviewed", "frames reviewed", "false", "inaccurate", "missed", "false rate", "inaccurate rate", "missed per frame"],
+        chosen.map((r) => [r.day, modelOf(r), r.source, fmtNum(r.events), fmtNum(r.detections_reviewed), fmtNum(r.frames_reviewed), fmtNum(r.false_detection), fmtNum(r.inaccurate_detection), fmtNum(r.missed_detection), fmtRate(r.false_rate), fmtRate(r.inaccurate_rate), perFrame(r.missed_rate)]),
         { id: "stats-table" },
       ),
       h("h2", {}, "Annotation throughput"),

@@ -62,7 +62,9 @@ export function fmtTime(iso) {
 export function fmtNum(value, digits = 3) {
   if (value === null || value === undefined) return "n/a";
   if (typeof value !== "number") return String(value);
-  return Number.isInteger(value) ? value.toLocaleString("en") : value.toFixed(digits);
+  if (Number.isInteger(value)) return value.toLocaleString("en");
+  if (value !== 0 && Math.abs(value) < 10 ** -digits) return value.toExponential(2);
+  return value.toFixed(digits);
 }
 
 export function fmtRate(value) {

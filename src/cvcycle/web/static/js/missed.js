@@ -161,6 +161,8 @@ export async function mount(root) {
     const names = [...new Set(models.map((m) => m.name))];
     replace(modelSelect, names.map((n) => h("option", { value: n }, n)));
     await loadQueue();
+    // Opening an empty queue means "give me frames to look at".
+    if (!queue.length && names.length) await drawMore();
   } catch (err) {
     status.replaceChildren(errorBox(err));
   }

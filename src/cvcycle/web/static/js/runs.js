@@ -37,7 +37,7 @@ async function detailView(root, id) {
   const history = r.history || [];
   const numeric = [...new Set(history.flatMap((e) => Object.keys(e).filter((k) => k !== "epoch" && typeof e[k] === "number")))];
   const losses = numeric.filter((k) => k.includes("loss"));
-  const others = numeric.filter((k) => !k.includes("loss"));
+  const others = numeric.filter((k) => /map|recall|precision|f1/.test(k));
   const xs = history.map((e, i) => e.epoch ?? i + 1);
   replace(
     root,
@@ -51,7 +51,7 @@ async function detailView(root, id) {
     ),
     r.error ? h("pre", { class: "error" }, r.error) : null,
     history.length
-      ? h("div", { class: "charts" }, losses.length ? lineChart({ title: "Loss per epoch", xs, series: losses.map((k) => ({ name: k, values: history.map((e) => e[k] ?? null) })) }) : null, others.length ? lineChart({ title: "Validation per epoch", xs, series: others.map((k) => ({ name: k, values: history.map((e) => e[k] ?? null) })) }) : null)
+      ? h("div", { class: "charts" }, losses.length ? lineChart({ title: "Loss per epoch", xs, series: losses.map((k) => ({ name: k, values: history.map((e) => e[k] ?? null) })) }) : null, others.length ? lineChart({ title: "Validation quality per epoch", xs, series: others.map((k) => ({ name: k, values: history.map((e) => e[k] ?? null) })) }) : null)
       : null,
     h("h2", {}, "Config"),
     h("pre", {}, JSON.stringify(r.config, null, 2)),

@@ -1,7 +1,8 @@
 // The loop's timeline: dataset versions, training runs, gate reports and deployments in time order.
 import { api, errorBox } from "./api.js";
-import { fmtTime, h, replace } from "./dom.js";
+import { fmtNum, fmtTime, h, replace } from "./dom.js";
 
+const HEADLINE_METRICS = ["val_map50", "val_map", "val_loss", "train_loss"];
 const KIND_LABELS = { dataset_version: "dataset version", run: "training run", gate: "gate report", deployment: "deployment" };
 
 function linkFor(item) {
@@ -16,7 +17,11 @@ function linkFor(item) {
 function summary(item) {
   const d = item.detail;
   if (item.kind === "dataset_version") return `${d.message || "(no message)"} · ${d.frames ?? "?"} frames, ${d.labels ?? "?"} labels`;
-  if (item.kind === "run") return `${d.status} · ${Object.entries(d.metrics || {}).slice(0, 4).map(([k, v]) => `${k} ${typeof v === "number" ? v.toFixed(3) : v}`).join(", ")}`;
+  if (item.kind === "run") {
+    const metrics = d.metrics || {};
+    const keys = HEADLINE_METRICS.filter((k) => k in metrics);
+    return `${d.status} · ${(keys.length ? keys : Object.keys(metrics).slice(0, 4)).map((k) => `${k} ${fmtNum(metrics[k])}`).join(", ")}`;
+  }
   if (item.kind === "gate") return (d.reasons || []).join("; ") || "all applicable criteria hold";
   if (item.kind === "deployment") return d.reason || "";
   return "";
