@@ -14,7 +14,7 @@ from cvcycle.settings import Settings
 
 @pytest.mark.slow
 def test_demo_runs_the_whole_loop(tmp_path: Path) -> None:
-    options = DemoOptions(day_clips=5, stream_clips=1, train_epochs=1)
+    options = DemoOptions(day_clips=5, stream_clips=1, clip_seconds=4.0, train_epochs=1, finetune_epochs=1)
     report = run_demo(Settings(home=tmp_path / "demo"), options)
     names = [s.name for s in report.stages]
     for expected in (
@@ -23,13 +23,14 @@ def test_demo_runs_the_whole_loop(tmp_path: Path) -> None:
         "stream-1: served model finds objects",
         "stream-1: operators review",
         "commit home@2",
-        "train detector@2 on home@2",
+        "train detector@2 on home@2, starting from detector@1",
         "gate detector@2 against detector:production",
         "stream-2: operators review",
     ):
         assert expected in names
     assert all(s.kind in KINDS and s.seconds >= 0 for s in report.stages)
     assert report.gate is not None and report.gate["passed"] == report.deployed
+    assert report.models["v2"]["init_from"] == "detector@1"
     markdown = (tmp_path / "demo" / "gate" / "gate-report.md").read_text()
     assert "old model (detector@1)" in markdown and "new model (detector@2)" in markdown
     assert "detector@1" in report.rates

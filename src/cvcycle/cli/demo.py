@@ -28,7 +28,12 @@ def register(app: typer.Typer) -> None:
         json_out: Path | None = typer.Option(
             None, "--json-out", help="Write stage timings, gate and rates here."
         ),
-        epochs: int = typer.Option(15, "--epochs", min=1, help="Training epochs per model."),
+        epochs: int = typer.Option(
+            DemoOptions.train_epochs, "--epochs", min=1, help="Training epochs of detector@1."
+        ),
+        finetune_epochs: int = typer.Option(
+            DemoOptions.finetune_epochs, "--finetune-epochs", min=1, help="Epochs of detector@2 (from @1)."
+        ),
         train_seconds: float | None = typer.Option(
             None, "--train-seconds", help="Cap on training time per model."
         ),
@@ -42,7 +47,9 @@ def register(app: typer.Typer) -> None:
         settings = Settings(home=target)
         report = run_demo(
             settings,
-            DemoOptions(seed=seed, train_epochs=epochs, train_seconds=train_seconds),
+            DemoOptions(
+                seed=seed, train_epochs=epochs, finetune_epochs=finetune_epochs, train_seconds=train_seconds
+            ),
             on_stage=_print_stage,
         )
         if report.gate:
