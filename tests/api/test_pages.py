@@ -131,3 +131,5 @@ def test_every_route_is_in_openapi(app: FilledApp) -> None:
         "/api/models/{name}/versions/{version}",
     ):
         assert path in paths, path
+    upload = paths["/api/events"]["post"]["requestBody"]["content"]
+    assert {"application/x-ndjson", "multipart/form-data"} <= set(upload)

@@ -105,7 +105,25 @@ async def _read_upload(request: Request, limit: int) -> bytes:
     return await upload.read()
 
 
-@router.post("")
+UPLOAD_BODY = {
+    "requestBody": {
+        "required": True,
+        "description": "One event per line (see `cvcycle events push --help` for the fields).",
+        "content": {
+            "application/x-ndjson": {"schema": {"type": "string"}},
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {"file": {"type": "string", "format": "binary"}},
+                    "required": ["file"],
+                }
+            },
+        },
+    }
+}
+
+
+@router.post("", openapi_extra=UPLOAD_BODY)
 async def upload_events(request: Request, db: DbDep, store: StoreDep, settings: SettingsDep) -> Response:
     """Store events sent as JSON Lines (the body, or a form's ``file``); snapshots as base64.
 
