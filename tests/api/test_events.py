@@ -112,6 +112,20 @@ def test_stream_sends_new_events_as_server_sent_events(app: FilledApp) -> None:
     assert f"id: {pushed[0]}\n" in again and f"id: {pushed[1]}\n" not in again
 
 
+def test_stream_passes_on_other_operators_verdicts(app: FilledApp) -> None:
+    newest = app.client.get("/api/events", params={"limit": 1}).json()[0]["id"]
+    event_id = app.sample.event_ids_with_boxes[0]
+    report = app.client.post(
+        f"/api/events/{event_id}/reports", json={"type": "false_detection", "detection": 0}
+    )
+    params = {"after_id": newest, "after_report_id": report.json()["id"] - 1, "max_events": 1}
+    with app.client.stream("GET", "/api/events/stream", params=params) as response:
+        text = "".join(response.iter_text())
+    (message,) = [m for m in text.split("\n\n") if m.startswith("event: verdict")]
+    data = json.loads(message.split("data: ", 1)[1])
+    assert data == {"report_id": report.json()["id"], "event_id": event_id, "type": "false_detection"}
+
+
 def test_reports_open_tasks_and_validate_boxes(app: FilledApp) -> None:
     event_id = app.sample.event_ids_with_boxes[0]
     false = app.client.post(

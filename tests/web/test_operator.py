@@ -203,3 +203,22 @@ def test_upload_of_an_events_file_shows_up_in_the_feed(page: Any, live: Live) ->
     )
     expect(page.locator(".feed-row .source", has_text=source)).to_have_count(2)
     assert page.errors == []
+
+
+def test_another_operators_verdict_shows_without_reload(
+    page: Any, browser: Any, live: Live, push_event: Callable[..., int]
+) -> None:
+    event_id = push_event(source=_unique("cam-shared"))
+    page.goto(f"{live.url}/feed/{event_id}")
+    expect(page.locator(".live-dot.on")).to_have_count(1)
+    other = browser.new_context(viewport={"width": 1440, "height": 900}).new_page()
+    other.goto(f"{live.url}/feed/{event_id}")
+    expect(other.locator(".card .title")).to_contain_text("cam-shared")
+    other.keyboard.press("f")
+    expect(other.locator(".status-line")).to_contain_text("Reported false detection")
+    row = page.locator(f'.feed-row[data-event-id="{event_id}"]')
+    expect(row.locator(".badge.false_detection")).to_have_text("false detection")
+    expect(page.locator(".card .reports li")).to_have_count(1)
+    expect(other.locator(f'.feed-row[data-event-id="{event_id}"] .badge')).to_have_text("false detection")
+    other.context.close()
+    assert page.errors == []

@@ -83,6 +83,37 @@ def newest_event_id(db: Database) -> int:
         return int(session.scalar(select(func.max(Event.id))) or 0)
 
 
+@dataclass(frozen=True)
+class Verdict:
+    """A report as the live feed passes it on: which event got which verdict."""
+
+    report_id: int
+    event_id: int
+    type: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"report_id": self.report_id, "event_id": self.event_id, "type": self.type}
+
+
+def newest_report_id(db: Database) -> int:
+    """The id of the newest report, 0 when there is none."""
+    with db.read() as session:
+        return int(session.scalar(select(func.max(Report.id))) or 0)
+
+
+def verdicts_after(db: Database, after_report_id: int, *, limit: int = 500) -> list[Verdict]:
+    """Reports on events made after ``after_report_id``, oldest first: what other operators just said."""
+    _check_limit(limit)
+    with db.read() as session:
+        rows = session.execute(
+            select(Report.id, Report.event_id, Report.type)
+            .where(Report.id > after_report_id, Report.event_id.is_not(None))
+            .order_by(Report.id)
+            .limit(limit)
+        )
+        return [Verdict(int(rid), int(eid), kind) for rid, eid, kind in rows if eid is not None]
+
+
 def event_detail(db: Database, event_id: int) -> dict[str, Any]:
     """One event with its verdicts (all reports on it) and the classes an operator may pick."""
     with db.read() as session:

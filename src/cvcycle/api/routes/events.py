@@ -17,7 +17,15 @@ from starlette.formparsers import MultiPartParser
 from cvcycle.api.deps import DbDep, SettingsDep, StoreDep
 from cvcycle.errors import InvalidInput, TooLarge
 from cvcycle.feedback.events import push_events
-from cvcycle.feedback.feed import event_detail, event_image, feed_after, feed_page, newest_event_id
+from cvcycle.feedback.feed import (
+    event_detail,
+    event_image,
+    feed_after,
+    feed_page,
+    newest_event_id,
+    newest_report_id,
+    verdicts_after,
+)
 from cvcycle.feedback.reports import DEFAULT_DATASET, ReportBox, report_event
 
 router = APIRouter(prefix="/api/events", tags=["events"])
@@ -49,18 +57,26 @@ async def stream_feed(
     request: Request,
     db: DbDep,
     after_id: int | None = Query(None, ge=0, description="Send events after this id; default: from now on."),
-    max_events: int | None = Query(None, ge=1, description="Close the stream after this many events."),
+    after_report_id: int | None = Query(
+        None, ge=0, description="Send verdicts on events after this report id; default: from now on."
+    ),
+    max_events: int | None = Query(None, ge=1, description="Close the stream after this many messages."),
 ) -> StreamingResponse:
-    """Server-sent events: one ``event`` message per new event, its JSON as data and its id as the id."""
+    """Server-sent events: an ``event`` message per new event (its JSON as data, its id as the id)
+    and a ``verdict`` message per new report on an event, so every operator sees what others did."""
     last_event_id = request.headers.get("last-event-id", "")
     start = int(last_event_id) if last_event_id.isdigit() else after_id
     if start is None:
         start = await run_in_threadpool(newest_event_id, db)
+    report_start = after_report_id
+    if report_start is None:
+        report_start = await run_in_threadpool(newest_report_id, db)
 
     async def messages() -> AsyncIterator[str]:
-        last, sent, seen_changes = start, 0, -1
+        last, last_report, sent, seen_changes = start, report_start, 0, -1
         last_poll = last_write = time.monotonic()
-        yield f"retry: 1000\nevent: hello\ndata: {json.dumps({'after_id': last})}\n\n"
+        hello = {"after_id": last, "after_report_id": last_report}
+        yield f"retry: 1000\nevent: hello\ndata: {json.dumps(hello)}\n\n"
         while not await request.is_disconnected():
             changes, now = getattr(request.app.state, "feed_changes", 0), time.monotonic()
             if changes != seen_changes or now - last_poll >= FEED_POLL_SECONDS:
@@ -68,6 +84,11 @@ async def stream_feed(
                 for item in await run_in_threadpool(feed_after, db, last):
                     last, sent, last_write = item.event.id, sent + 1, now
                     yield f"id: {last}\nevent: event\ndata: {json.dumps(item.to_json())}\n\n"
+                    if max_events is not None and sent >= max_events:
+                        return
+                for verdict in await run_in_threadpool(verdicts_after, db, last_report):
+                    last_report, sent, last_write = verdict.report_id, sent + 1, now
+                    yield f"event: verdict\ndata: {json.dumps(verdict.to_json())}\n\n"
                     if max_events is not None and sent >= max_events:
                         return
             if now - last_write >= FEED_KEEPALIVE_SECONDS:
@@ -175,7 +196,7 @@ class ReportBody(BaseModel):
 
 
 @router.post("/{event_id}/reports", status_code=201)
-def post_report(event_id: int, body: ReportBody, db: DbDep) -> dict[str, Any]:
+def post_report(event_id: int, body: ReportBody, db: DbDep, request: Request) -> dict[str, Any]:
     """An operator's verdict; anything but ``confirmed`` opens (or joins) an annotation task."""
     box = ReportBox(body.box.cls, body.box.x, body.box.y, body.box.w, body.box.h) if body.box else None
     record = report_event(
@@ -188,4 +209,5 @@ def post_report(event_id: int, body: ReportBody, db: DbDep) -> dict[str, Any]:
         comment=body.comment,
         dataset=body.dataset,
     )
+    notify_feed(request)
     return record.to_json()

@@ -25,6 +25,18 @@ export async function mount(root, params) {
   let unseen = 0;
   let source = null;
   let closed = false;
+  const appliedReports = new Set(); // a report reaches us twice when it is ours: as the answer and on the stream
+
+  /** Add a verdict to its row once, whichever way it came; false when already shown. */
+  function applyVerdict(eventId, reportId, type) {
+    if (appliedReports.has(reportId)) return false;
+    appliedReports.add(reportId);
+    const item = byId.get(eventId);
+    if (!item) return false;
+    item.verdicts = [...item.verdicts, type];
+    queueRender();
+    return true;
+  }
 
   const list = h("div", { class: "feed-list", tabindex: "0", "aria-label": "event feed" });
   const spacer = h("div", { class: "feed-spacer" });
@@ -248,8 +260,7 @@ export async function mount(root, params) {
     try {
       const record = await api.post(`/api/events/${id}/reports`, { ...body, operator: operatorName(), comment: comment.value });
       comment.value = "";
-      const item = byId.get(id);
-      if (item) item.verdicts = [...item.verdicts, record.type];
+      applyVerdict(id, record.id, record.type);
       status.replaceChildren(h("span", { class: "notice" }, `Reported ${VERDICT_LABELS[record.type]} on event #${id}${record.task_id ? ` → annotation task #${record.task_id}` : ""}.`));
       queueRender();
       if (selectedId === id) {
@@ -320,6 +331,12 @@ export async function mount(root, params) {
     source.addEventListener("event", (message) => {
       add(JSON.parse(message.data));
       renderList();
+    });
+    // Another operator's verdict (ours are already shown): update the row, and the card if open.
+    source.addEventListener("verdict", (message) => {
+      const verdict = JSON.parse(message.data);
+      if (!applyVerdict(verdict.event_id, verdict.report_id, verdict.type)) return;
+      if (selectedId === verdict.event_id && !stage.drawing) select(verdict.event_id);
     });
   }
   return () => {
