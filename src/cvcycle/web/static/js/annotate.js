@@ -230,7 +230,9 @@ class AnnotateScreen {
       }
     };
     const url = (i) => item.frame_url.replace("{index}", String(i));
-    this.frames = new FrameSource(url, { ahead: video ? 10 : 0 });
+    // Decoded frames cost width x height x 4 bytes each: keep about 300 MB of them.
+    const keep = Math.max(16, Math.min(512, Math.floor(300e6 / (item.width * item.height * 4))));
+    this.frames = new FrameSource(url, { ahead: video ? 10 : 0, keep });
     if (video) {
       this.timeline = new FrameTimeline(this.timelineCanvas, {
         frameCount: item.frame_count,
@@ -278,9 +280,9 @@ class AnnotateScreen {
     let last = performance.now();
     const tick = (now) => {
       if (!this.playing) return;
+      if (this.frame + 1 >= this.item.frame_count) return this.togglePlay();
       if (now - last >= period && this.frames.has(this.frame + 1)) {
         last = now;
-        if (this.frame + 1 >= this.item.frame_count) return this.togglePlay();
         this.seek(this.frame + 1);
       } else if (!this.frames.has(this.frame + 1)) this.frames.prefetch(this.frame, this.item.frame_count - 1);
       requestAnimationFrame(tick);
