@@ -49,6 +49,9 @@ from cvcycle.pipeline.sample_home import SampleHome, fill_sample_home
 from cvcycle.settings import Settings
 from cvcycle.store import BlobStore, open_store
 
+sys.path.insert(0, str(Path(__file__).parent))
+from ui_feed import figure_feed
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -283,6 +286,7 @@ def figure_scrub(bench: UiBench, frames: int = 100_000, seconds: float = 5.0) ->
 
 
 FIGURES: dict[str, Callable[[UiBench], dict[str, Any]]] = {
+    "feed": figure_feed,  # bench/ui_feed.py: the operator feed with 10,000 events
     "next-frame": figure_next_frame,
     "box-save": figure_box_save,
     "scrub": figure_scrub,
