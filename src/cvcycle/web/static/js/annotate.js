@@ -238,6 +238,7 @@ class AnnotateScreen {
         frameCount: item.frame_count,
         onSeek: (f) => this.seek(f),
         onSelectSegment: (id) => { this.selectedSegment = id; this.refresh(); },
+        onSelectTrack: (id) => { this.selectedTrack = id; this.refresh(); },
         colorOf: (cls) => this.colorOf(cls),
       });
     }
@@ -257,7 +258,8 @@ class AnnotateScreen {
     if (this.item.mode === "video") {
       // Prefetch serves stepping and playback; while scrubbing it would only load the server.
       if (!this.timeline.scrubbing) this.frames.prefetch(frame, this.item.frame_count - 1);
-      this.frameLabel.textContent = `frame ${frame} / ${this.item.frame_count - 1}`;
+      const actions = this.draft.segments.filter((x) => x.start <= frame && frame <= x.end).map((x) => x.cls);
+      this.frameLabel.textContent = `frame ${frame} / ${this.item.frame_count - 1}${actions.length ? ` · ${[...new Set(actions)].join(", ")}` : ""}`;
       this.timeline.setFrame(frame);
     }
   }

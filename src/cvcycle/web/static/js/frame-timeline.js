@@ -10,12 +10,16 @@ const RULER = 20;
 const LANE = 18;
 
 export class FrameTimeline {
-  constructor(canvas, { frameCount, onSeek = () => {}, onSelectSegment = () => {}, colorOf = () => PALETTE[1] }) {
+  constructor(
+    canvas,
+    { frameCount, onSeek = () => {}, onSelectSegment = () => {}, onSelectTrack = () => {}, colorOf = () => PALETTE[1] },
+  ) {
     this.canvas = canvas;
     this.ctx = canvas.getContext("2d");
     this.frameCount = Math.max(1, frameCount);
     this.onSeek = onSeek;
     this.onSelectSegment = onSelectSegment;
+    this.onSelectTrack = onSelectTrack;
     this.colorOf = colorOf;
     this.frame = 0;
     this.viewStart = 0;
@@ -120,6 +124,8 @@ export class FrameTimeline {
     this.canvas.setPointerCapture(e.pointerId);
     const seg = y >= RULER && y < RULER + LANE * this.segmentRows ? this.segmentAt(x, y) : null;
     if (seg) this.onSelectSegment(seg.id);
+    const lane = Math.floor((y - RULER - LANE * this.segmentRows) / LANE);
+    if (!seg && lane >= 0 && lane < this.tracks.length) this.onSelectTrack(this.tracks[lane].id);
     this.scrubbing = true;
     this.seek(this.frameAt(x));
   }
