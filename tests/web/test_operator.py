@@ -222,3 +222,21 @@ def test_another_operators_verdict_shows_without_reload(
     expect(other.locator(f'.feed-row[data-event-id="{event_id}"] .badge')).to_have_text("false detection")
     other.context.close()
     assert page.errors == []
+
+
+def test_to_review_filter_by_key(page: Any, live: Live, push_event: Callable[..., int]) -> None:
+    reviewed = push_event(source=_unique("cam-reviewed"))
+    live.api("POST", f"/api/events/{reviewed}/reports", json={"type": "confirmed"})
+    waiting = push_event(source=_unique("cam-waiting"))
+    page.goto(f"{live.url}/feed")
+    expect(page.locator(f'.feed-row[data-event-id="{reviewed}"]')).to_be_visible()
+    page.keyboard.press("u")
+    expect(page.locator('select[aria-label="show"]')).to_have_value("to_review")
+    expect(page.locator(f'.feed-row[data-event-id="{waiting}"]')).to_be_visible()
+    expect(page.locator(f'.feed-row[data-event-id="{reviewed}"]')).to_have_count(0)
+    expect(page.locator("#feed-count")).to_contain_text(" of ")
+    page.keyboard.press("g")
+    expect(page.locator(".card .title")).to_contain_text("cam-waiting")
+    page.keyboard.press("u")
+    expect(page.locator(f'.feed-row[data-event-id="{reviewed}"]')).to_be_visible()
+    assert page.errors == []

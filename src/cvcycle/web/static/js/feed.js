@@ -12,12 +12,22 @@ const OVERSCAN = 6;
 const FEED_LIMIT = 10000;
 const OLDER_PAGE = 2000;
 
+// What the list shows. An event that gets a verdict stays in a "to review" list until the filter is
+// applied again, so rows do not jump away under the operator.
+const FILTERS = {
+  all: { label: "all events", keep: () => true },
+  to_review: { label: "to review", keep: (item) => item.verdicts.length === 0 },
+  with_boxes: { label: "with boxes", keep: (item) => item.detections.length > 0 },
+  empty: { label: "nothing detected", keep: (item) => item.detections.length === 0 },
+};
+
 function detectionLabel(d, i) {
   return `${i + 1}: ${d.cls} ${Math.round(d.score * 100)}%`;
 }
 
 export async function mount(root, params) {
   const items = []; // oldest first; the list shows them newest first
+  let shown = items; // the items the filter lets through (the same array when it lets all through)
   const byId = new Map();
   let selectedId = params.event ? Number(params.event) : null;
   let detail = null;
@@ -49,6 +59,11 @@ export async function mount(root, params) {
   const card = h("section", { class: "card", "aria-label": "event card" });
   const status = h("div", { class: "status-line", role: "status" });
   const stage = new BoxStage();
+  const filterSelect = h(
+    "select",
+    { "aria-label": "show", onchange: () => applyFilter() },
+    Object.entries(FILTERS).map(([value, f]) => h("option", { value }, f.label)),
+  );
 
   const keys = {
     c: { label: "confirm", run: () => report("confirmed") },
@@ -59,6 +74,7 @@ export async function mount(root, params) {
     ArrowDown: { label: "", hidden: true, run: () => move(1) },
     ArrowUp: { label: "", hidden: true, run: () => move(-1) },
     g: { label: "newest", run: () => scrollToTop(true) },
+    u: { label: "only events to review", run: () => toggleToReview() },
     "1": { label: "pick box 1–9", display: "1–9", run: () => pickDetection(0) },
     Escape: { label: "cancel drawing", display: "Esc", run: () => stage.cancelDrawing() },
   };
@@ -72,7 +88,8 @@ export async function mount(root, params) {
       h(
         "div",
         { class: "feed-side" },
-        h("div", { class: "feed-head" }, h("h1", { style: { margin: 0 } }, "Events"), live, count, newPill, h("span", { class: "spacer" }), uploadButton, uploadInput),
+        h("div", { class: "feed-head" }, h("h1", { style: { margin: 0 } }, "Events"), live, count, h("span", { class: "spacer" }), newPill),
+        h("div", { class: "feed-head" }, h("label", { class: "muted" }, "show ", filterSelect), h("span", { class: "spacer" }), uploadButton, uploadInput),
         list,
       ),
       h("div", { style: { display: "flex", flexDirection: "column", minHeight: 0, gap: "6px" } }, h("div", { class: "row" }, operatorInput(), h("span", { class: "spacer" })), keyLegend(keys), status, card),
@@ -83,14 +100,15 @@ export async function mount(root, params) {
   let renderQueued = false;
   function renderList() {
     renderQueued = false;
-    const total = items.length;
+    const total = shown.length;
     spacer.style.height = `${total * ROW}px`;
     const first = Math.max(0, Math.floor(list.scrollTop / ROW) - OVERSCAN);
     const last = Math.min(total, Math.ceil((list.scrollTop + list.clientHeight) / ROW) + OVERSCAN);
     const rows = [];
-    for (let i = first; i < last; i += 1) rows.push(row(items[total - 1 - i], i));
+    for (let i = first; i < last; i += 1) rows.push(row(shown[total - 1 - i], i));
     spacer.replaceChildren(...rows);
-    count.textContent = `${total.toLocaleString("en")} events${moreOlder ? "+" : ""}`;
+    const all = `${items.length.toLocaleString("en")}${moreOlder ? "+" : ""}`;
+    count.textContent = shown === items ? `${all} events` : `${total.toLocaleString("en")} of ${all} events`;
     if (moreOlder && last >= total - OVERSCAN) loadOlder();
   }
 
@@ -106,6 +124,7 @@ export async function mount(root, params) {
       const fresh = older.filter((item) => !byId.has(item.id)).reverse();
       for (const item of fresh) byId.set(item.id, item);
       items.unshift(...fresh);
+      if (shown !== items) shown.unshift(...fresh.filter(FILTERS[filterSelect.value].keep));
       queueRender();
     } catch (err) {
       status.replaceChildren(errorBox(err));
@@ -146,14 +165,28 @@ export async function mount(root, params) {
     list.scrollTop = 0;
     unseen = 0;
     newPill.hidden = true;
-    if (selectNewest && items.length) select(items[items.length - 1].id);
+    if (selectNewest && shown.length) select(shown[shown.length - 1].id);
     renderList();
+  }
+
+  function applyFilter() {
+    const keep = FILTERS[filterSelect.value].keep;
+    shown = filterSelect.value === "all" ? items : items.filter(keep);
+    scrollToTop();
+  }
+  function toggleToReview() {
+    filterSelect.value = filterSelect.value === "to_review" ? "all" : "to_review";
+    applyFilter();
   }
 
   function add(item) {
     if (byId.has(item.id)) return;
     byId.set(item.id, item);
     items.push(item);
+    if (shown !== items) {
+      if (!FILTERS[filterSelect.value].keep(item)) return;
+      shown.push(item);
+    }
     if (list.scrollTop > 0) {
       // Keep what the operator is looking at in place; tell them new events came in above.
       list.scrollTop += ROW;
@@ -166,13 +199,14 @@ export async function mount(root, params) {
   // -- selection and the card -----------------------------------------------------------------------
   function displayIndex(id) {
     const item = byId.get(id);
-    return item ? items.length - 1 - items.indexOf(item) : -1;
+    const at = item ? shown.lastIndexOf(item) : -1;
+    return at < 0 ? -1 : shown.length - 1 - at;
   }
   function move(step) {
-    if (!items.length) return;
+    if (!shown.length) return;
     const current = selectedId === null ? -1 : displayIndex(selectedId);
-    const next = Math.min(items.length - 1, Math.max(0, current + step));
-    select(items[items.length - 1 - next].id);
+    const next = Math.min(shown.length - 1, Math.max(0, current + step));
+    select(shown[shown.length - 1 - next].id);
     const top = next * ROW;
     if (top < list.scrollTop) list.scrollTop = top;
     else if (top + ROW > list.scrollTop + list.clientHeight) list.scrollTop = top + ROW - list.clientHeight;
