@@ -449,6 +449,7 @@ def _unlabelled(session: Session, dataset_id: int, frame_id: int, task_id: int |
         select(Event.detection_count)
         .join(Report, Report.event_id == Event.id)
         .where(Report.task_id == task_id)
+        .order_by(Event.id)
     ).first()
     return not seen
 

@@ -74,7 +74,7 @@ def model_pseudo_labels(db: Database, store: BlobStore, frame_id: int) -> list[d
         frame = session.get(Frame, frame_id)
         if frame is None:
             return []
-        key, size = frame.blob_key, frame.blob_size
+        key, size, width, height = frame.blob_key, frame.blob_size, frame.width, frame.height
     try:
         model = _model(db, store, *which)
         rgb = decode_jpeg(store.get_bytes(key, size))
@@ -82,13 +82,14 @@ def model_pseudo_labels(db: Database, store: BlobStore, frame_id: int) -> list[d
     except (CvcycleError, RuntimeError, ValueError, OSError) as exc:
         log.warning("no pseudo-labels from %s@%s for frame %s: %s", which[0], which[1], frame_id, exc)
         return []
-    return [
-        {
-            "id": f"m{i}",
-            "cls": d["cls"],
-            "box": dict(zip("xywh", (float(v) for v in d["box"]), strict=True)),
-            "source": "pseudo",
-            "score": d["score"],
-        }
-        for i, d in enumerate(detections.to_json())
-    ]
+    boxes: list[dict[str, Any]] = []
+    for d in detections.to_json():
+        # Models may reach past the border; drafts hold boxes inside the frame.
+        x, y, w, h = (float(v) for v in d["box"])
+        x0, y0, x1, y1 = max(x, 0.0), max(y, 0.0), min(x + w, float(width)), min(y + h, float(height))
+        if x1 - x0 >= 1 and y1 - y0 >= 1:
+            box = {"x": x0, "y": y0, "w": x1 - x0, "h": y1 - y0}
+            boxes.append(
+                {"id": f"m{len(boxes)}", "cls": d["cls"], "box": box, "source": "pseudo", "score": d["score"]}
+            )
+    return boxes
