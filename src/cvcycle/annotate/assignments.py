@@ -415,7 +415,7 @@ def _initial_draft(session: Session, task: Task, model_boxes: list[dict[str, Any
             boxes.append(
                 {
                     "id": f"p{i}",
-                    "cls": d["cls"],
+                    "cls": str(d["cls"]).strip() or "object",
                     "box": {"x": x, "y": y, "w": w, "h": h},
                     "source": "pseudo",
                     "score": d.get("score"),
