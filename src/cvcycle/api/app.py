@@ -23,6 +23,11 @@ from cvcycle.settings import Settings, get_settings
 from cvcycle.store import BlobStore, open_store
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "web" / "static"
+# Scripts only from this server, and no inline ones: text that slips into markup still cannot run.
+SHELL_CSP = (
+    "default-src 'self'; script-src 'self'; object-src 'none'; base-uri 'self'; frame-ancestors 'none'; "
+    "img-src 'self' data: blob:; media-src 'self' blob:; style-src 'self' 'unsafe-inline'"
+)
 
 
 def _field_path(loc: tuple[Any, ...] | list[Any]) -> str:
@@ -37,7 +42,8 @@ def create_app(
     from cvcycle.api.routes import ROUTERS
 
     settings = settings or get_settings()
-    app = FastAPI(title="cvcycle", version=cvcycle.__version__, docs_url="/api/docs", redoc_url=None)
+    # No Swagger UI: it loads its scripts from a CDN, and the UI fetches nothing from elsewhere.
+    app = FastAPI(title="cvcycle", version=cvcycle.__version__, docs_url=None, redoc_url=None)
     app.state.settings = settings
     app.state.db = db or open_database(settings)
     app.state.store = store or open_store(settings)
@@ -62,6 +68,6 @@ def create_app(
     async def _shell(path: str) -> Any:
         if path.startswith("api/"):
             return JSONResponse({"error": f"no API route /{path}", "hint": "see /openapi.json"}, 404)
-        return FileResponse(STATIC_DIR / "index.html")
+        return FileResponse(STATIC_DIR / "index.html", headers={"Content-Security-Policy": SHELL_CSP})
 
     return app

@@ -72,7 +72,9 @@ def register(app: typer.Typer) -> None:
         try:
             url = f"http://{host}:{port}"
             console.print(
-                f"cvcycle is up: [bold]{url}[/]  (API docs {url}/api/docs, OpenAPI {url}/openapi.json)"
+                f"cvcycle is up: [bold]{url}[/]  (OpenAPI {url}/openapi.json)",
+                highlight=False,
+                soft_wrap=True,
             )
             if server is not None:
                 served = f"inference server: http://{host}:{serve_port} serving {repository}"
