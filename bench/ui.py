@@ -85,6 +85,19 @@ class UiBench:
         return page
 
 
+def wait_until(page: Any, expression: str, timeout: float = 20.0) -> None:
+    """Poll a JavaScript expression until it is true.
+
+    The app's Content-Security-Policy forbids eval, which ``page.wait_for_function`` relies on;
+    ``page.evaluate`` goes through the DevTools protocol and is not affected.
+    """
+    deadline = time.monotonic() + timeout
+    while not page.evaluate(expression):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"still false after {timeout:g} s: {expression}")
+        time.sleep(0.02)
+
+
 def percentiles(values: list[float]) -> dict[str, float]:
     ordered = sorted(values)
     if not ordered:
@@ -163,7 +176,7 @@ def video_task(bench: UiBench, key: str, make: Callable[[Path], Path], every: in
 def open_annotation(bench: UiBench, task_id: int, who: str) -> Any:
     page = bench.page()
     page.goto(f"{bench.url}/annotate/{task_id}?as={who}")
-    page.wait_for_function("window.cvcycleAnnotate && window.cvcycleAnnotate.shownFrame !== null")
+    wait_until(page, "window.cvcycleAnnotate && window.cvcycleAnnotate.shownFrame !== null")
     return page
 
 
@@ -272,7 +285,7 @@ def figure_scrub(bench: UiBench, frames: int = 100_000, seconds: float = 5.0) ->
             time.sleep(lag)
     ended = page.evaluate("performance.now()")
     page.mouse.up()
-    page.wait_for_function("window.cvcycleAnnotate.shownFrame === window.cvcycleAnnotate.frame")
+    wait_until(page, "window.cvcycleAnnotate.shownFrame === window.cvcycleAnnotate.frame")
     result = page.evaluate(
         """([t0, t1]) => {
           const s = window.cvcycleAnnotate;

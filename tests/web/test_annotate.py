@@ -19,6 +19,19 @@ from cvcycle.media import encode_jpeg
 from .conftest import LiveServer
 
 
+def wait_until(page: Any, expression: str, timeout: float = 20.0) -> None:
+    """Poll a JavaScript expression until it is true.
+
+    The app's Content-Security-Policy forbids eval, which ``page.wait_for_function`` relies on;
+    ``page.evaluate`` goes through the DevTools protocol and is not affected.
+    """
+    deadline = time.monotonic() + timeout
+    while not page.evaluate(expression):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"still false after {timeout:g} s: {expression}")
+        time.sleep(0.02)
+
+
 def _unique(prefix: str) -> str:
     return f"{prefix}{time.monotonic_ns() % 10**9}"
 
@@ -44,7 +57,7 @@ def _pseudo_task(live: LiveServer, push_event: Callable[..., int], box: list[flo
 
 def _open(page: Any, live: LiveServer, path: str) -> None:
     page.goto(f"{live.url}{path}")
-    page.wait_for_function("window.cvcycleAnnotate && window.cvcycleAnnotate.shownFrame !== null")
+    wait_until(page, "window.cvcycleAnnotate && window.cvcycleAnnotate.shownFrame !== null")
 
 
 def _screen_point(page: Any, x: float, y: float) -> tuple[float, float]:
@@ -106,7 +119,7 @@ def _click_frame(page: Any, frame: int) -> None:
     x = page.evaluate(f"window.cvcycleAnnotate.timeline.xOfFrame({frame})")
     rect = page.locator(".ann-timeline-canvas").bounding_box()
     page.mouse.click(rect["x"] + x, rect["y"] + 10)
-    page.wait_for_function(f"window.cvcycleAnnotate.shownFrame === {frame}")
+    wait_until(page, f"window.cvcycleAnnotate.shownFrame === {frame}")
 
 
 def test_an_annotator_labels_an_action_and_a_track_on_the_video_timeline(
@@ -134,12 +147,12 @@ def test_an_annotator_labels_an_action_and_a_track_on_the_video_timeline(
     _drag(page, _screen_point(page, 40, 40), _screen_point(page, 80, 120))
     for _ in range(4):
         page.keyboard.press("ArrowRight")
-    page.wait_for_function("window.cvcycleAnnotate.shownFrame === 16")
+    wait_until(page, "window.cvcycleAnnotate.shownFrame === 16")
     page.keyboard.press("k")  # keyframe the selected track here (a copy of its nearest box), then move it
     _drag(page, _screen_point(page, 60, 80), _screen_point(page, 100, 80))
     page.keyboard.press("ArrowLeft")
     page.keyboard.press("ArrowLeft")
-    page.wait_for_function("window.cvcycleAnnotate.shownFrame === 14")
+    wait_until(page, "window.cvcycleAnnotate.shownFrame === 14")
     page.keyboard.press("Control+s")
     page.wait_for_selector(".ann-status:has-text('rev 2 · saved')")
     screenshot(page, "annotate-video-action-and-track")
@@ -155,7 +168,7 @@ def test_an_annotator_labels_an_action_and_a_track_on_the_video_timeline(
     segment = page.locator(".ann-segments li.selected")
     segment.get_by_label("end frame").fill("13")
     segment.get_by_label("end frame").press("Enter")
-    page.wait_for_function("window.cvcycleAnnotate.draft.segments.some((s) => s.start === 5 && s.end === 13)")
+    wait_until(page, "window.cvcycleAnnotate.draft.segments.some((s) => s.start === 5 && s.end === 13)")
     page.locator(".ann-canvas").click(position={"x": 5, "y": 5})
     page.locator(".ann-segments li.selected").click()
     page.keyboard.press("Delete")
@@ -246,7 +259,7 @@ def test_a_reviewer_rejects_with_a_comment_that_stays_text(
     row = page.locator(f"tr[data-task='{task['id']}']")
     assert "boxes F1 100%" in row.inner_text()
     row.get_by_role("link", name=f"Review {ann}").click()
-    page.wait_for_function("window.cvcycleAnnotate && window.cvcycleAnnotate.shownFrame !== null")
+    wait_until(page, "window.cvcycleAnnotate && window.cvcycleAnnotate.shownFrame !== null")
 
     comment = '<img src=x onerror="window.__pwned = 1"><b>not bold</b> box is too wide'
     page.get_by_label("review comment").fill(comment)
@@ -287,11 +300,11 @@ def test_my_tasks_and_all_tasks(
 
     # Opening a task from All tasks takes it: it is then one of mine.
     page.locator(f"tr[data-task='{unassigned}']").get_by_role("link", name="Annotate").click()
-    page.wait_for_function("window.cvcycleAnnotate && window.cvcycleAnnotate.shownFrame !== null")
+    wait_until(page, "window.cvcycleAnnotate && window.cvcycleAnnotate.shownFrame !== null")
     scale = page.evaluate("window.cvcycleAnnotate.canvas.scale")
     page.mouse.move(*_screen_point(page, 50, 60))
     page.mouse.wheel(0, -400)
-    page.wait_for_function(f"window.cvcycleAnnotate.canvas.scale > {scale}")
+    wait_until(page, f"window.cvcycleAnnotate.canvas.scale > {scale}")
     page.get_by_role("link", name="← Tasks").click()
     page.wait_for_selector(f"tr[data-task='{unassigned}']")
     assert page.locator(".tasks-table tbody tr").count() == 2
