@@ -240,3 +240,20 @@ def test_to_review_filter_by_key(page: Any, live: Live, push_event: Callable[...
     page.keyboard.press("u")
     expect(page.locator(f'.feed-row[data-event-id="{reviewed}"]')).to_be_visible()
     assert page.errors == []
+
+
+def test_an_oversized_upload_shows_the_servers_413_message(page: Any, live: Live) -> None:
+    page.goto(f"{live.url}/feed")
+    expect(page.locator(".live-dot.on")).to_have_count(1)
+    limit = live.settings.max_upload_bytes
+    live.settings.max_upload_bytes = 1_000
+    try:
+        body = b"{}\n" * 600
+        page.set_input_files(
+            'input[type="file"]', files=[{"name": "big.jsonl", "mimeType": "text/plain", "buffer": body}]
+        )
+        expect(page.locator(".status-line .error")).to_contain_text("Error 413")
+        expect(page.locator(".status-line .error")).to_contain_text("over the limit of 1000 bytes")
+    finally:
+        live.settings.max_upload_bytes = limit
+    assert page.errors == []
