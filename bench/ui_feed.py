@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import statistics
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -36,6 +37,16 @@ def _percentiles(values: list[float]) -> dict[str, float]:
         "p95_ms": round(at95, 1),
         "max_ms": round(ordered[-1], 1),
     }
+
+
+def _wait_until(page: Any, expression: str, timeout: float = 60.0) -> None:
+    """Poll an expression with ``page.evaluate``: the app's Content-Security-Policy forbids the eval
+    that ``page.wait_for_function`` needs."""
+    deadline = time.monotonic() + timeout
+    while not page.evaluate(expression):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"still false after {timeout:g} s: {expression}")
+        time.sleep(0.02)
 
 
 def _event_line(frame_id: int, source: str, when: datetime, tag: str) -> str:
@@ -74,9 +85,10 @@ def figure_feed(bench: Any, posts: int = 60, pause_ms: int = 150, scroll_steps: 
     fill_feed(bench)
     page = bench.page()
     page.goto(f"{bench.url}/feed")
-    page.wait_for_function(
+    _wait_until(
+        page,
         "document.querySelector('#feed-count')?.textContent.startsWith('10,')"
-        " && document.querySelector('.live-dot.on') !== null"
+        " && document.querySelector('.live-dot.on') !== null",
     )
     load_ms = page.evaluate("performance.now()")
     frame_id = bench.sample.frame_ids[0]
