@@ -261,6 +261,7 @@ def test_a_reviewer_rejects_with_a_comment_that_stays_text(
     row.get_by_role("link", name=f"Review {ann}").click()
     wait_until(page, "window.cvcycleAnnotate && window.cvcycleAnnotate.shownFrame !== null")
 
+    assert "boxes F1 100%" in page.locator(".ann-agreement").inner_text()
     comment = '<img src=x onerror="window.__pwned = 1"><b>not bold</b> box is too wide'
     page.get_by_label("review comment").fill(comment)
     page.get_by_role("button", name="Reject").click()

@@ -8,6 +8,7 @@
 
 import { ApiError, api } from "./api.js";
 import { BoxEditor, PALETTE } from "./box-editor.js";
+import { annotatorName, rememberAnnotator, useStylesheet } from "./annotator.js";
 import { h } from "./dom.js";
 import { FrameSource } from "./frame-cache.js";
 import { FrameTimeline } from "./frame-timeline.js";
@@ -29,25 +30,6 @@ let counter = 0;
 const newId = (prefix) => `${prefix}${Date.now().toString(36)}${(counter++).toString(36)}`;
 const clone = (value) => JSON.parse(JSON.stringify(value));
 const rounded = (v) => Math.round(v * 10) / 10;
-
-const USER_KEY = "cvcycle.annotator";
-
-/** Who is annotating: ?as=<name> (remembered), else the remembered name, else "annotator". */
-export function annotatorName(query = new URLSearchParams(location.search)) {
-  const asked = query.get("as");
-  if (asked) localStorage.setItem(USER_KEY, asked);
-  return localStorage.getItem(USER_KEY) || "annotator";
-}
-
-export function rememberAnnotator(name) {
-  localStorage.setItem(USER_KEY, name);
-}
-
-/** The screen's own stylesheet, loaded once beside the shared app.css. */
-export function useStylesheet(href) {
-  if (document.querySelector(`link[href="${href}"]`)) return;
-  document.head.append(h("link", { rel: "stylesheet", href }));
-}
 
 /** An API call that answers {ok, status, body} instead of throwing, so 409 and 422 can be handled. */
 async function call(method, path, body) {
@@ -106,6 +88,10 @@ class AnnotateScreen {
     if (!assignment.ok) return this.fail(assignment.body);
     this.adopt(assignment.body);
     if (this.review && this.item.mode === "image") await this.loadOthers();
+    if (this.review && this.task.overlap > 1) {
+      const agreement = await call("get", `/api/tasks/${this.taskId}/agreement`);
+      this.agreement = agreement.ok ? agreement.body : null;
+    }
     this.boxClass = this.draft.boxes[0]?.cls ?? this.draft.tracks[0]?.cls ?? this.task.classes.boxes[0];
     this.actionClass = this.task.classes.actions[0];
     this.frame = this.item.mode === "image" ? this.item.frame_index : 0;
@@ -453,7 +439,13 @@ class AnnotateScreen {
     return h("section", { class: "ann-panel ann-review" },
       h("h3", {}, "Review"),
       h("p", {}, `Work of ${a.annotator}, ${a.status}${a.review_reason ? ` (${a.review_reason.replace("_", " ")})` : ""}.`),
-      decided ? h("p", { class: "muted" }, "Only submitted work can be reviewed.") : [
+      this.agreement ? h("p", { class: "ann-agreement" },
+        `Agreement of ${this.agreement.annotators.join(", ")}: boxes F1 ${percent(this.agreement.boxes_f1)}, `
+        + `actions temporal IoU ${percent(this.agreement.segments_tiou)}`,
+        this.item.mode === "image" ? " (the others' boxes are dashed orange)" : "") : null,
+      decided ? h("p", { class: "muted" }, a.status === "open"
+        ? "Not submitted yet: only submitted work is reviewed."
+        : `Decided: ${a.status}.`) : [
         comment,
         h("div", { class: "ann-row" },
           h("button", { class: "primary", onclick: () => this.decide("accept", comment.value) }, "Accept"),
@@ -775,6 +767,10 @@ class AnnotateScreen {
     this.message(verdict === "accept" ? "Accepted: the work is in the dataset." : "Rejected: the annotator sees your comment.", "ok");
     this.refresh();
   }
+}
+
+function percent(value) {
+  return value === null || value === undefined ? "–" : `${Math.round(value * 100)}%`;
 }
 
 function describeDraft(draft, mode) {

@@ -2,7 +2,7 @@
 // submitted work waiting for a reviewer, with the annotators' agreement on overlap tasks).
 
 import { api, errorBox } from "./api.js";
-import { annotatorName, rememberAnnotator, useStylesheet } from "./annotate.js";
+import { annotatorName, rememberAnnotator, useStylesheet } from "./annotator.js";
 import { fmtTime, h, replace } from "./dom.js";
 
 const pct = (v) => (v === null || v === undefined ? "–" : `${Math.round(v * 100)}%`);
