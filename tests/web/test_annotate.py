@@ -310,3 +310,23 @@ def test_my_tasks_and_all_tasks(
     page.wait_for_selector(f"tr[data-task='{unassigned}']")
     assert page.locator(".tasks-table tbody tr").count() == 2
     assert page.errors == []
+
+
+def test_the_browser_interpolates_tracks_like_the_server(live: LiveServer, page: Any) -> None:
+    from cvcycle.annotate.tracks import Keyframe, interpolate
+
+    keys = [(3, (10.0, 20.0, 30.0, 40.0)), (11, (50.0, 10.0, 34.0, 44.0)), (20, (0.0, 0.0, 10.0, 10.0))]
+    page.goto(f"{live.url}/tasks")
+    got = page.evaluate(
+        """async (keys) => {
+          const { interpolate } = await import("/static/js/track-interpolation.js");
+          const track = { keyframes: keys.map(([frame, [x, y, w, h]]) => ({ frame, box: { x, y, w, h } })) };
+          return Array.from({ length: 24 }, (_, f) => {
+            const b = interpolate(track, f);
+            return b && [b.x, b.y, b.w, b.h];
+          });
+        }""",
+        [[f, list(b)] for f, b in keys],
+    )
+    want = [interpolate([Keyframe(f, b) for f, b in keys], f) for f in range(24)]
+    assert [None if b is None else pytest.approx(b) for b in want] == got
