@@ -5,6 +5,8 @@ Also the pages' other read models over the same sample home: timeline, dataset c
 
 from __future__ import annotations
 
+from cvcycle.annotate.assignments import open_assignment
+from cvcycle.annotate.review import SpotCheck, submit_assignment
 from cvcycle.data.catalog import dataset_overview, list_datasets
 from cvcycle.db import Database
 from cvcycle.feedback.feed import (
@@ -57,13 +59,18 @@ def test_feed_verdicts_and_review_queue(db: Database, store: BlobStore) -> None:
 
 def test_throughput_timeline_catalog_and_registry(db: Database, store: BlobStore) -> None:
     sample = fill_sample_home(db, store)
-    report_event(db, sample.event_ids_with_boxes[0], "false_detection", detection=0)
-    report_event(db, sample.event_ids_with_boxes[1], "false_detection", detection=0)
-    first, second = list_tasks(db, status="open")
+    for event_id in sample.event_ids_with_boxes[:3]:
+        report_event(db, event_id, "false_detection", detection=0)
+    first, second, third = list_tasks(db, status="open")
     complete_task(db, first.id, [{"cls": "person", "box": [1, 1, 5, 5]}], operator="ann")
     complete_task(db, second.id, [], operator="ann")
-    (row,) = annotation_throughput(db)
-    assert (row.annotator, row.tasks, row.labels) == ("ann", 2, 1)
+    # Work done in the annotation tool counts per submitted assignment, with its draft's labels.
+    assignment = open_assignment(db, third.id, "bo", store)
+    submit_assignment(db, assignment.id, assignment.rev, "bo", SpotCheck(share=0.0))
+    rows = {row.annotator: row for row in annotation_throughput(db)}
+    assert (rows["ann"].tasks, rows["ann"].labels) == (2, 1)
+    assert (rows["bo"].tasks, rows["bo"].labels) == (1, len(assignment.draft["boxes"]))
+    assert rows["bo"].labels > 0 and rows["bo"].rejected == 0
 
     kinds = [item.kind for item in loop_timeline(db)]
     assert kinds.count("run") == 2 and kinds.count("gate") == 1 and kinds.count("deployment") == 2
@@ -75,7 +82,7 @@ def test_throughput_timeline_catalog_and_registry(db: Database, store: BlobStore
         home = dataset_overview(session, "home")
         assert home["summary"]["frames"] == 20 and home["versions"][0]["version"] == 1
         feedback = dataset_overview(session, "feedback")
-        assert feedback["head"] == 0 and feedback["working_copy"]["frames"]["added"] == 2
+        assert feedback["head"] == 0 and feedback["working_copy"]["frames"]["added"] == 3
         (model,) = models_overview(session)
         assert [v["version"] for v in model["versions"]] == [2, 1]
         assert model_version_page(session, "detector:candidate")["gate_report"]["verdict"] == "PASS"

@@ -103,8 +103,8 @@ export async function mount(root) {
     return h(
       "div",
       { class: "two-col" },
-      barChart({ title: "Tasks finished per annotator", categories: days, series: people.map((p) => ({ name: p, values: values(p, "tasks") })) }),
-      table(["day", "annotator", "tasks", "labels"], throughput.map((r) => [r.day, r.annotator, fmtNum(r.tasks), fmtNum(r.labels)]), { id: "throughput-table" }),
+      barChart({ title: "Items finished per annotator", categories: days, series: people.map((p) => ({ name: p, values: values(p, "tasks") })) }),
+      table(["day", "annotator", "items finished", "labels", "rejected"], throughput.map((r) => [r.day, r.annotator, fmtNum(r.tasks), fmtNum(r.labels), fmtNum(r.rejected)]), { id: "throughput-table" }),
     );
   }
 
