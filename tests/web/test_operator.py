@@ -11,6 +11,8 @@ from typing import Any
 
 from playwright.sync_api import expect
 
+from cvcycle.feedback.tasks import complete_task
+
 Live = Any  # the ``live`` fixture of tests/web/conftest.py
 
 
@@ -115,7 +117,12 @@ def test_dashboard_shows_the_new_counts(
 
     with_boxes = push_event(source=_unique("cam-dash"))
     empty = push_event(source=_unique("cam-dash"), detections=[])
-    live.api("POST", f"/api/events/{with_boxes}/reports", json={"type": "false_detection", "detection": 0})
+    false = live.api(
+        "POST", f"/api/events/{with_boxes}/reports", json={"type": "false_detection", "detection": 0}
+    )
+    complete_task(
+        live.db, false.json()["task_id"], [{"cls": "person", "box": [5, 5, 30, 60]}], operator="ann-dash"
+    )
     missed = {"type": "missed_detection", "box": {"cls": "person", "x": 5, "y": 5, "w": 40, "h": 80}}
     live.api("POST", f"/api/events/{empty}/reports", json=missed)
     now = totals()
@@ -124,6 +131,7 @@ def test_dashboard_shows_the_new_counts(
         expect(page.locator(f'.tile[data-stat="{key}"] .value')).to_have_text(f"{now[key]:,}")
     expect(page.locator("#stats-table tbody tr").first).to_be_visible()
     expect(page.locator("svg.chart rect.bar").first).to_be_attached()
+    expect(page.locator("#throughput-table tbody tr", has_text="ann-dash")).to_contain_text("1")
     screenshot(page, "dashboard")
     source = live.api("GET", f"/api/events/{with_boxes}").json()["source"]
     page.select_option('select[aria-label="source"]', source)

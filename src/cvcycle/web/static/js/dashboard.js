@@ -82,7 +82,7 @@ export async function mount(root) {
         barChart({ title: "Missed detections per day", categories: days, series: series("missed_detection") }),
         barChart({ title: "False detection rate", categories: days, series: series("false_rate"), format: pct }),
         barChart({ title: "Inaccurate detection rate", categories: days, series: series("inaccurate_rate"), format: pct }),
-        barChart({ title: "Missed per reviewed frame", categories: days, series: series("missed_rate"), format: (v) => (Math.round(v * 100) / 100).toString() }),
+        barChart({ title: "Missed per reviewed frame", categories: days, series: series("missed_rate"), format: (v) => (Math.round(v * 1000) / 1000).toString() }),
       ),
       h("h2", {}, "Per day, model version and source"),
       table(
