@@ -84,6 +84,8 @@ export async function mount(root) {
         barChart({ title: "Inaccurate detection rate", categories: days, series: series("inaccurate_rate"), format: pct }),
         barChart({ title: "Missed per reviewed frame", categories: days, series: series("missed_rate"), format: (v) => (Math.round(v * 1000) / 1000).toString() }),
       ),
+      h("h2", {}, "Per source"),
+      h("div", { class: "charts" }, bySource(chosen)),
       h("h2", {}, "Per day, model version and source"),
       table(
         ["day", "model", "source", "events", "detections reviewed", "frames reviewed", "false", "inaccurate", "missed", "false rate", "inaccurate rate", "missed per frame"],
@@ -93,6 +95,29 @@ export async function mount(root) {
       h("h2", {}, "Annotation throughput"),
       throughputView(),
     );
+  }
+
+  /** What operators found per source and model version: where each model does worst. */
+  function bySource(chosen) {
+    const sources = [...new Set(chosen.map((r) => r.source))].sort();
+    const models = [...new Set(chosen.map(modelOf))].sort();
+    const chart = (metric, title, format) =>
+      barChart({
+        title,
+        categories: sources,
+        format,
+        series: models.map((model) => ({
+          name: model,
+          values: Object.fromEntries(sources.map((src) => {
+            const group = chosen.filter((r) => r.source === src && modelOf(r) === model);
+            return [src, group.length ? total(group)[metric] : null];
+          })),
+        })),
+      });
+    return [
+      chart("false_rate", "False detection rate per source", (v) => `${Math.round(v * 1000) / 10}%`),
+      chart("missed_rate", "Missed per reviewed frame, per source", (v) => (Math.round(v * 1000) / 1000).toString()),
+    ];
   }
 
   function throughputView() {
