@@ -7,6 +7,8 @@ import { bindKeys, keyLegend } from "./hotkeys.js";
 import { operatorInput, operatorName, verdictBadges } from "./operator.js";
 
 const DRAW_LIMIT = 20;
+// Frames of one camera drawn at least this far apart: a long empty stretch is one look, not twenty.
+const MIN_GAP_S = 10;
 
 export async function mount(root) {
   let queue = [];
@@ -139,7 +141,7 @@ export async function mount(root) {
   async function drawMore() {
     if (!modelSelect.value) return;
     try {
-      const drawn = await api.post("/api/feedback/review-frames/sample", { model: modelSelect.value, limit: DRAW_LIMIT });
+      const drawn = await api.post("/api/feedback/review-frames/sample", { model: modelSelect.value, limit: DRAW_LIMIT, min_gap_s: MIN_GAP_S });
       await loadQueue();
       status.replaceChildren(h("span", { class: "notice" }, drawn.length ? `Drew ${drawn.length} more frame(s).` : "No more empty frames to draw for this model."));
     } catch (err) {
