@@ -265,3 +265,22 @@ def test_an_oversized_upload_shows_the_servers_413_message(page: Any, live: Live
     finally:
         live.settings.max_upload_bytes = limit
     assert page.errors == []
+
+
+def test_the_feed_reopens_a_broken_stream(page: Any, live: Live, push_event: Callable[..., int]) -> None:
+    attempts: list[str] = []
+
+    def first_fails(route: Any) -> None:
+        attempts.append(route.request.url)
+        if len(attempts) == 1:
+            route.abort()
+        else:
+            route.continue_()
+
+    page.route("**/api/events/stream*", first_fails)
+    page.goto(f"{live.url}/feed")
+    expect(page.locator(".live-dot.on")).to_have_count(1, timeout=15_000)
+    assert len(attempts) >= 2
+    event_id = push_event(source=_unique("cam-reopened"))
+    expect(page.locator(f'.feed-row[data-event-id="{event_id}"]')).to_be_visible()
+    assert page.errors == []

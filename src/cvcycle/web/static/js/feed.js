@@ -357,11 +357,23 @@ export async function mount(root, params) {
   if (selectedId !== null) select(selectedId);
   else renderCard();
 
-  if (!closed) {
-    const after = items.length ? items[items.length - 1].id : 0;
-    source = new EventSource(`/api/events/stream?after_id=${after}`);
+  // Following the stream. On an error the stream is reopened from the newest event and verdict
+  // this page has (a plain EventSource retry would ask for verdicts "from now" and miss some).
+  let lastReportId = null;
+  let retry = null;
+  function follow() {
+    const query = new URLSearchParams({ after_id: items.length ? items[items.length - 1].id : 0 });
+    if (lastReportId !== null) query.set("after_report_id", lastReportId);
+    source = new EventSource(`/api/events/stream?${query}`);
     source.addEventListener("open", () => live.classList.add("on"));
-    source.addEventListener("error", () => live.classList.remove("on"));
+    source.addEventListener("hello", (message) => {
+      if (lastReportId === null) lastReportId = JSON.parse(message.data).after_report_id;
+    });
+    source.addEventListener("error", () => {
+      live.classList.remove("on");
+      source.close();
+      if (!closed) retry = setTimeout(follow, 1000);
+    });
     source.addEventListener("event", (message) => {
       add(JSON.parse(message.data));
       renderList();
@@ -369,14 +381,17 @@ export async function mount(root, params) {
     // Another operator's verdict (ours are already shown): update the row, and the card if open.
     source.addEventListener("verdict", (message) => {
       const verdict = JSON.parse(message.data);
+      lastReportId = Math.max(lastReportId ?? 0, verdict.report_id);
       if (!applyVerdict(verdict.event_id, verdict.report_id, verdict.type)) return;
       if (selectedId === verdict.event_id && !stage.drawing) select(verdict.event_id);
     });
   }
+  if (!closed) follow();
   return () => {
     closed = true;
     unbind();
     if (source) source.close();
+    clearTimeout(retry);
     window.removeEventListener("resize", queueRender);
   };
 }
