@@ -1,26 +1,23 @@
 """Small ONNX graphs built by hand, a repository to publish them into, and a live server on a free port.
 
-The server runs uvicorn in a background thread of the test process, on 127.0.0.1, and is talked
-to with the official ``tritonclient.http`` client.
+The server runs in background threads of the test process (HTTP, gRPC and metrics on free ports of
+127.0.0.1) and is talked to with the official ``tritonclient`` clients, HTTP and gRPC.
 """
 
 from __future__ import annotations
 
 import socket
-import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 import onnx
 import pytest
-import uvicorn
 from onnx import TensorProto, helper
 
 from cvcycle.registry.publish import write_repository_version
 from cvcycle.registry.triton import VersionPolicy, io_from_onnx, model_config
-from cvcycle.serve import create_app
+from cvcycle.serve import InferenceServer, ServerOptions
 
 
 def affine_model(scale: float, shift: float) -> bytes:
@@ -150,41 +147,52 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, repo: Path, poll_interval: float) -> None:
-        self.port = free_port()
-        self.app = create_app(repo, poll_interval)
-        config = uvicorn.Config(
-            self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on"
+    """``cvcycle serve`` in this process: HTTP, gRPC and metrics on free ports of 127.0.0.1."""
+
+    def __init__(self, repo: Path, poll_interval: float, control_mode: str, load_models: list[str]) -> None:
+        self.options = ServerOptions(
+            repo=repo,
+            http_port=free_port(),
+            grpc_port=free_port(),
+            metrics_port=free_port(),
+            control_mode=control_mode,
+            load_models=load_models,
+            poll_interval=poll_interval,
         )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.server = InferenceServer(self.options)
+        self.app = self.server.app
+        self.repository = self.server.repository
 
     @property
     def url(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        return f"127.0.0.1:{self.options.http_port}"
+
+    @property
+    def grpc_url(self) -> str:
+        return f"127.0.0.1:{self.options.grpc_port}"
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.options.metrics_port}/metrics"
 
     def __enter__(self) -> Server:
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            if not self.thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the server did not start")
-            time.sleep(0.01)
+        self.server.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=30)
+        self.server.stop()
 
 
 @pytest.fixture
 def serve(repo: Path) -> Iterator[Callable[..., Server]]:
     servers: list[Server] = []
 
-    def start(poll_interval: float = 0.05) -> Server:
-        server = Server(repo, poll_interval).__enter__()
+    def start(
+        poll_interval: float = 0.05, control_mode: str = "poll", load_models: list[str] | None = None
+    ) -> Server:
+        server = Server(repo, poll_interval, control_mode, load_models or [])
         servers.append(server)
-        return server
+        return server.__enter__()
 
     yield start
     for server in servers:

@@ -7,11 +7,13 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import tritonclient.grpc as triton_grpc
 import tritonclient.http as triton
 import typer
 from typer.testing import CliRunner
@@ -29,13 +31,18 @@ def test_serve_command_names_a_missing_repository(tmp_path: Path) -> None:
     assert f"model repository {tmp_path / 'nowhere'} does not exist" in output
 
 
-def test_the_server_process_serves_and_stops_on_sigint(
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_the_server_process_serves_every_port_and_stops_on_sigint(
     repo: Path, publish: Any, affine: Callable[[float, float], bytes], sample: np.ndarray
 ) -> None:
     publish("affine", 1, affine(2.0, 0.0))
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    publish("other", 1, affine(1.0, 0.0))
+    http_port, grpc_port, metrics_port = free_port(), free_port(), free_port()
     process = subprocess.Popen(
         [
             sys.executable,
@@ -44,16 +51,22 @@ def test_the_server_process_serves_and_stops_on_sigint(
             "--repo",
             str(repo),
             "--http-port",
-            str(port),
-            "--poll",
-            "0.5",
+            str(http_port),
+            "--grpc-port",
+            str(grpc_port),
+            "--metrics-port",
+            str(metrics_port),
+            "--model-control-mode",
+            "explicit",
+            "--load-model",
+            "affine",
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
     try:
-        client = triton.InferenceServerClient(url=f"127.0.0.1:{port}")
+        client = triton.InferenceServerClient(url=f"127.0.0.1:{http_port}")
         deadline = time.monotonic() + 60
         while True:
             try:
@@ -66,8 +79,15 @@ def test_the_server_process_serves_and_stops_on_sigint(
         tensor = triton.InferInput("x", [2, 4], "FP32")
         tensor.set_data_from_numpy(sample)
         np.testing.assert_allclose(client.infer("affine", [tensor]).as_numpy("y"), sample * 2)
+        assert not client.is_model_ready("other")  # explicit mode: only what --load-model named
+        grpc_client = triton_grpc.InferenceServerClient(url=f"127.0.0.1:{grpc_port}")
+        grpc_tensor = triton_grpc.InferInput("x", [2, 4], "FP32")
+        grpc_tensor.set_data_from_numpy(sample)
+        np.testing.assert_allclose(grpc_client.infer("affine", [grpc_tensor]).as_numpy("y"), sample * 2)
+        metrics = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).read()
+        assert b'nv_inference_request_success{model="affine",version="1"} 2.0' in metrics
     finally:
         process.send_signal(signal.SIGINT)
         output, _ = process.communicate(timeout=60)
     assert process.returncode == 0, output
-    assert "loaded affine version 1" in output
+    assert "loaded affine version 1" in output and "other" not in output

@@ -227,13 +227,14 @@ def test_a_model_without_a_loadable_version_says_why(serve: Any, repo: Path) -> 
     (repo / "empty" / "config.pbtxt").write_text(
         'name: "empty"\nplatform: "onnxruntime_onnx"\nmax_batch_size: 1\n'
     )
-    (repo / "tensorrt").mkdir()
-    (repo / "tensorrt" / "config.pbtxt").write_text('platform: "tensorrt_plan"\n')
+    (repo / "python").mkdir()
+    (repo / "python" / "config.pbtxt").write_text('backend: "python"\n')
+    (repo / "python" / "1").mkdir()
     c = client(serve())
     message = error_of(lambda: c.get_model_metadata("empty"))
     assert "model 'empty' is not ready: no version is ready (no version folders in" in message
-    message = error_of(lambda: c.get_model_metadata("tensorrt"))
-    assert "platform 'tensorrt_plan' is not served here" in message
+    message = error_of(lambda: c.get_model_metadata("python"))
+    assert "version 1 failed to load: platform 'python' is not served here" in message
 
 
 def test_serve_imports_neither_torch_nor_the_database() -> None:

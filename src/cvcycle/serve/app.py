@@ -1,16 +1,19 @@
-"""The HTTP server: KServe v2 / Triton routes over the polled model repository (Starlette + uvicorn).
+"""The HTTP front end: KServe v2 / Triton routes over the model repository (Starlette).
 
 Health, server and model metadata, model readiness, the model configuration (Triton's
-``model_configuration`` extension) and inference with JSON or binary tensors, so that the official
+``model_configuration`` extension), inference with JSON or binary tensors, the repository index,
+load and unload (``model_repository``) and model statistics (``statistics``), so that the official
 ``tritonclient.http`` works against it unchanged. Errors are ``{"error": "..."}`` with the cause.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -20,7 +23,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from cvcycle import __version__
-from cvcycle.serve.inference import find_model, find_version, model_metadata, run_inference
+from cvcycle.errors import CvcycleError
+from cvcycle.serve.inference import find_model, find_version, infer, model_metadata
+from cvcycle.serve.model_config import ServedConfig, parse_model_config_json
 from cvcycle.serve.protocol import (
     HEADER_LENGTH,
     ProtocolError,
@@ -33,21 +38,56 @@ from cvcycle.serve.repository import ModelRepository
 
 log = logging.getLogger("cvcycle.serve")
 
-EXTENSIONS = ["binary_tensor_data", "model_configuration"]
+EXTENSIONS = ["binary_tensor_data", "model_configuration", "model_repository", "statistics"]
+SERVER_NAME = "cvcycle"
 
 
-def create_app(repo_dir: Path | str, poll_interval: float = 2.0, *, session_threads: int = 0) -> Starlette:
-    """The app over ``repo_dir``, loaded now; it polls every ``poll_interval`` s while it runs (0: never)."""
-    repository = ModelRepository(Path(repo_dir), session_threads=session_threads)
-    repository.poll()
+def server_metadata() -> dict[str, Any]:
+    return {"name": SERVER_NAME, "version": __version__, "extensions": EXTENSIONS}
 
-    @asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        repository.start_polling(poll_interval)
-        try:
-            yield
-        finally:
-            repository.stop_polling()
+
+def load_config_parameter(parameters: dict[str, Any]) -> ServedConfig | None:
+    """The ``config`` parameter of a load request as a config; file overrides are refused by name."""
+    files = [key for key in parameters if key.startswith("file:")]
+    if files:
+        raise ProtocolError(
+            f"load parameters {', '.join(files)}: file overrides are not supported by cvcycle serve; "
+            "write the files into the repository and load again"
+        )
+    config = parameters.get("config")
+    if config is None or config == "":
+        return None
+    if not isinstance(config, str):
+        raise ProtocolError("the load parameter 'config' must be a JSON string of a ModelConfig")
+    return parse_model_config_json(config)
+
+
+def statistics_of(repository: ModelRepository, model: str | None, version: str | None) -> dict[str, Any]:
+    """Triton's ``$stats_model_response``: every ready version of one model, or of every model."""
+    if not model:
+        entries = list(repository.models.values())
+        return {"model_stats": [v.statistics.to_json() for e in entries for _, v in sorted(e.ready.items())]}
+    entry = find_model(repository, model)
+    if version:
+        return {"model_stats": [find_version(entry, version).statistics.to_json()]}
+    return {"model_stats": [loaded.statistics.to_json() for _, loaded in sorted(entry.ready.items())]}
+
+
+async def _json_body(request: Request) -> dict[str, Any]:
+    body = decode_body(await request.body(), request.headers.get("content-encoding"))
+    if not body.strip():
+        return {}
+    try:
+        parsed = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ProtocolError(f"the request body is not valid JSON: {exc}") from exc
+    if not isinstance(parsed, dict):
+        raise ProtocolError("the request body must be a JSON object")
+    return parsed
+
+
+def create_http_app(repository: ModelRepository) -> Starlette:
+    """The routes over a repository that its owner loads, polls and closes."""
 
     def repo(request: Request) -> ModelRepository:
         return request.app.state.repository
@@ -60,8 +100,8 @@ def create_app(repo_dir: Path | str, poll_interval: float = 2.0, *, session_thre
             raise ProtocolError("the model repository is still loading", 503)
         return Response(status_code=200)
 
-    async def server_metadata(request: Request) -> Response:
-        return JSONResponse({"name": "cvcycle", "version": __version__, "extensions": EXTENSIONS})
+    async def metadata_of_server(request: Request) -> Response:
+        return JSONResponse(server_metadata())
 
     async def model_ready(request: Request) -> Response:
         entry = find_model(repo(request), request.path_params["model"])
@@ -81,21 +121,45 @@ def create_app(repo_dir: Path | str, poll_interval: float = 2.0, *, session_thre
             raise ProtocolError(f"model {entry.name!r} has no readable config.pbtxt: {entry.error}", 503)
         return JSONResponse(entry.config.as_json)
 
-    async def infer(request: Request) -> Response:
-        entry = find_model(repo(request), request.path_params["model"])
-        loaded = find_version(entry, request.path_params.get("version"))
+    async def run(request: Request) -> Response:
         body = decode_body(await request.body(), request.headers.get("content-encoding"))
         parsed = parse_infer_request(body, request.headers.get(HEADER_LENGTH))
-        outputs = await run_in_threadpool(run_inference, entry, loaded, parsed)
+        loaded, outputs = await infer(
+            repo(request), request.path_params["model"], request.path_params.get("version"), parsed
+        )
         payload, headers = encode_infer_response(
-            entry.name, str(loaded.version), parsed.id, outputs, parsed.wants_binary
+            loaded.model, str(loaded.version), parsed.id, outputs, parsed.wants_binary
         )
         payload, encoding = encode_response_body(payload, request.headers.get("accept-encoding"))
         return Response(payload, headers={**headers, **encoding})
 
-    async def protocol_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, ProtocolError)
-        return JSONResponse({"error": exc.message}, status_code=exc.status)
+    async def index(request: Request) -> Response:
+        body = await _json_body(request)
+        rows = repo(request).index(ready_only=bool(body.get("ready", False)))
+        return JSONResponse([row.to_json() for row in rows])
+
+    async def load(request: Request) -> Response:
+        body = await _json_body(request)
+        parameters = body.get("parameters") or {}
+        if not isinstance(parameters, dict):
+            raise ProtocolError("the load request's 'parameters' must be a JSON object")
+        override = load_config_parameter(parameters)
+        await run_in_threadpool(repo(request).load, request.path_params["model"], override)
+        return Response(status_code=200)
+
+    async def unload(request: Request) -> Response:
+        await _json_body(request)  # unload_dependents: no ensembles here, nothing depends on a model
+        await run_in_threadpool(repo(request).unload, request.path_params["model"])
+        return Response(status_code=200)
+
+    async def stats(request: Request) -> Response:
+        return JSONResponse(
+            statistics_of(repo(request), request.path_params.get("model"), request.path_params.get("version"))
+        )
+
+    async def cvcycle_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, CvcycleError)
+        return JSONResponse({"error": exc.message}, status_code=exc.http_status)
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
@@ -113,21 +177,26 @@ def create_app(repo_dir: Path | str, poll_interval: float = 2.0, *, session_thre
     routes = [
         Route("/v2/health/live", live),
         Route("/v2/health/ready", ready),
-        Route("/v2", server_metadata),
+        Route("/v2", metadata_of_server),
+        Route("/v2/models/stats", stats),
         Route(f"{model}/ready", model_ready),
         Route(f"{version}/ready", model_ready),
         Route(model, metadata),
         Route(version, metadata),
         Route(f"{model}/config", config),
         Route(f"{version}/config", config),
-        Route(f"{model}/infer", infer, methods=["POST"]),
-        Route(f"{version}/infer", infer, methods=["POST"]),
+        Route(f"{model}/stats", stats),
+        Route(f"{version}/stats", stats),
+        Route(f"{model}/infer", run, methods=["POST"]),
+        Route(f"{version}/infer", run, methods=["POST"]),
+        Route("/v2/repository/index", index, methods=["POST"]),
+        Route("/v2/repository/models/{model}/load", load, methods=["POST"]),
+        Route("/v2/repository/models/{model}/unload", unload, methods=["POST"]),
     ]
     app = Starlette(
         routes=routes,
-        lifespan=lifespan,
         exception_handlers={
-            ProtocolError: protocol_error,
+            CvcycleError: cvcycle_error,
             HTTPException: http_error,
             Exception: internal_error,
         },
@@ -136,11 +205,19 @@ def create_app(repo_dir: Path | str, poll_interval: float = 2.0, *, session_thre
     return app
 
 
-def run_server(
-    repo_dir: Path | str, host: str = "127.0.0.1", http_port: int = 8000, poll_interval: float = 2.0
-) -> None:
-    """Serve ``repo_dir`` over HTTP until interrupted."""
-    import uvicorn
+def create_app(repo_dir: Path | str, poll_interval: float = 2.0, *, session_threads: int = 0) -> Starlette:
+    """The HTTP app alone over ``repo_dir`` in poll mode, loaded now, polling while it runs (0: never)."""
+    repository = ModelRepository(Path(repo_dir), session_threads=session_threads)
+    repository.start()
+    app = create_http_app(repository)
 
-    app = create_app(repo_dir, poll_interval)
-    uvicorn.run(app, host=host, port=http_port, log_level="info", access_log=False)
+    @asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        repository.start_polling(poll_interval)
+        try:
+            yield
+        finally:
+            repository.close()
+
+    app.router.lifespan_context = lifespan
+    return app

@@ -24,6 +24,16 @@ from cvcycle.errors import InvalidInput
 
 ONNX_PLATFORM = "onnxruntime_onnx"
 ONNX_BACKEND = "onnxruntime"
+TENSORRT_PLATFORM = "tensorrt_plan"
+TENSORRT_BACKEND = "tensorrt"
+
+#: Triton's model file name per platform or backend when the config names none.
+DEFAULT_MODEL_FILENAMES = {
+    ONNX_PLATFORM: "model.onnx",
+    ONNX_BACKEND: "model.onnx",
+    TENSORRT_PLATFORM: "model.plan",
+    TENSORRT_BACKEND: "model.plan",
+}
 
 
 @dataclass(frozen=True)
@@ -35,6 +45,14 @@ class ConfigTensor:
     dims: tuple[int, ...]
     reshape: tuple[int, ...] | None = None
     optional: bool = False
+
+
+@dataclass(frozen=True)
+class BatchingPolicy:
+    """Triton's ``dynamic_batching``: how long a request may wait for others, and the sizes to aim for."""
+
+    max_queue_delay_microseconds: int = 0
+    preferred_batch_size: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -53,6 +71,10 @@ class ServedConfig:
     default_model_filename: str
     parameters: dict[str, str] = field(default_factory=dict)
     as_json: dict[str, Any] = field(default_factory=dict)
+    instance_count: int = 1  # model instances (sessions), summed over the instance groups
+    dynamic_batching: BatchingPolicy | None = None
+    cc_model_filenames: dict[str, str] = field(default_factory=dict)  # "8.6" -> plan file
+    text: str = ""  # the config.pbtxt text, for the gRPC ModelConfig response
 
     def select_versions(self, on_disk: list[int]) -> list[int]:
         """The version numbers the policy serves out of those on disk, newest first."""
@@ -80,7 +102,18 @@ def parse_model_config(text: str, *, prefer_tritonclient: bool = True) -> Served
         text_format.Parse(text, message, allow_unknown_field=lenient)
     except text_format.ParseError as exc:
         raise InvalidInput(f"config.pbtxt does not parse as a Triton ModelConfig: {exc}") from exc
-    return _served_config(message)
+    return _served_config(message, text)
+
+
+def parse_model_config_json(text: str, *, prefer_tritonclient: bool = True) -> ServedConfig:
+    """Parse a ModelConfig in its JSON form (the repository API's load ``config`` parameter)."""
+    message_class, lenient = _message_class(prefer_tritonclient)
+    message = message_class()
+    try:
+        json_format.Parse(text, message, ignore_unknown_fields=lenient)
+    except json_format.ParseError as exc:
+        raise InvalidInput(f"the config parameter does not parse as a Triton ModelConfig: {exc}") from exc
+    return _served_config(message, text_format.MessageToString(message))
 
 
 def _message_class(prefer_tritonclient: bool) -> tuple[type[Message], bool]:
@@ -100,7 +133,7 @@ def _tritonclient_class() -> type[Message] | None:
     return model_config_pb2.ModelConfig
 
 
-def _served_config(message: Any) -> ServedConfig:
+def _served_config(message: Any, text: str) -> ServedConfig:
     policy = message.version_policy
     which = policy.WhichOneof("policy_choice") or "latest"
     num_versions = policy.latest.num_versions if which == "latest" else 0
@@ -115,9 +148,22 @@ def _served_config(message: Any) -> ServedConfig:
         policy_versions=tuple(int(v) for v in policy.specific.versions) if which == "specific" else (),
         inputs=tuple(_tensor(t, optional=bool(t.optional)) for t in message.input),
         outputs=tuple(_tensor(t) for t in message.output),
-        default_model_filename=message.default_model_filename or "model.onnx",
+        default_model_filename=message.default_model_filename
+        or DEFAULT_MODEL_FILENAMES.get(message.platform or message.backend, "model.onnx"),
         parameters={key: value.string_value for key, value in message.parameters.items()},
         as_json=_int64_as_numbers(json_format.MessageToDict(message, preserving_proto_field_name=True)),
+        # Triton makes one instance when instance_group is absent, and count defaults to 1.
+        instance_count=sum(max(int(group.count), 1) for group in message.instance_group) or 1,
+        dynamic_batching=(
+            BatchingPolicy(
+                int(message.dynamic_batching.max_queue_delay_microseconds),
+                tuple(int(size) for size in message.dynamic_batching.preferred_batch_size),
+            )
+            if message.HasField("dynamic_batching")
+            else None
+        ),
+        cc_model_filenames=dict(message.cc_model_filenames),
+        text=text,
     )
 
 

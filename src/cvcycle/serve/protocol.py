@@ -4,7 +4,9 @@ A request body is a JSON header, optionally followed by raw tensor bytes (the bi
 extension): the ``Inference-Header-Content-Length`` header gives the JSON's length, and each input
 sent as bytes says how many in ``parameters.binary_data_size``, in input order. Outputs come back
 as bytes when the request asks (``binary_data`` per output, or ``binary_data_output`` for all),
-the same way round. Tensor bytes are little-endian, row-major; BOOL is one byte per element.
+the same way round. Tensor bytes are little-endian, row-major; BOOL is one byte per element;
+BYTES elements are each a 4-byte little-endian length and that many bytes (in JSON, strings).
+BYTES tensors are held as object arrays of ``str``, since ONNX Runtime's string tensors hold text.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from cvcycle.errors import CvcycleError
 
 #: Protocol datatype -> numpy dtype (little-endian) for every type the server moves.
 NUMPY_DTYPES: dict[str, np.dtype[Any]] = {
@@ -55,13 +59,64 @@ ORT_DATATYPES = {
 HEADER_LENGTH = "inference-header-content-length"
 
 
-class ProtocolError(Exception):
+class ProtocolError(CvcycleError):
     """A request the server cannot answer, with the HTTP status and the message for ``{"error": ...}``."""
 
     def __init__(self, message: str, status: int = 400) -> None:
         super().__init__(message)
-        self.message = message
         self.status = status
+        self.http_status = status
+
+
+DATATYPES = (*NUMPY_DTYPES, "BYTES")
+
+
+def deserialize_bytes(buffer: bytes | memoryview, count: int, what: str) -> np.ndarray:
+    """``count`` length-prefixed elements as an object array of str; ProtocolError if they do not fit."""
+    view = memoryview(buffer)
+    items: list[str] = []
+    offset = 0
+    for _ in range(count):
+        if offset + 4 > len(view):
+            raise ProtocolError(f"{what}: BYTES data ends after {len(items)} of {count} elements")
+        size = int.from_bytes(view[offset : offset + 4], "little")
+        offset += 4
+        if offset + size > len(view):
+            raise ProtocolError(f"{what}: BYTES element {len(items)} says {size} bytes but the data ends")
+        try:
+            items.append(bytes(view[offset : offset + size]).decode())
+        except UnicodeDecodeError as exc:
+            raise ProtocolError(
+                f"{what}: BYTES element {len(items)} is not UTF-8 text, which ONNX Runtime strings need"
+            ) from exc
+        offset += size
+    if offset != len(view):
+        raise ProtocolError(f"{what}: {len(view) - offset} bytes left over after {count} BYTES elements")
+    array = np.empty(count, object)
+    array[:] = items
+    return array
+
+
+def serialize_bytes(array: np.ndarray) -> bytes:
+    """An array of str or bytes as length-prefixed elements, row-major."""
+    chunks = []
+    for item in array.reshape(-1):
+        data = item if isinstance(item, bytes) else str(item).encode()
+        chunks += [len(data).to_bytes(4, "little"), data]
+    return b"".join(chunks)
+
+
+def text_array(values: Any, what: str) -> np.ndarray:
+    """JSON BYTES data (strings) as an object array of str."""
+    flat = np.asarray(values, dtype=object).reshape(-1)
+    array = np.empty(flat.size, object)
+    for i, item in enumerate(flat):
+        if isinstance(item, bytes):
+            item = item.decode(errors="replace")
+        elif not isinstance(item, str):
+            raise ProtocolError(f"{what}: BYTES 'data' must hold strings, got {item!r}")
+        array[i] = item
+    return array
 
 
 @dataclass
@@ -179,13 +234,15 @@ def _parse_input(raw: Any, binary: memoryview, offset: int) -> tuple[InputTensor
     shape = raw.get("shape")
     if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
         raise ProtocolError(f"input {name!r}: 'shape' must be a list of non-negative integers, got {shape!r}")
-    if not isinstance(datatype, str) or datatype not in NUMPY_DTYPES:
+    if not isinstance(datatype, str) or datatype not in DATATYPES:
         raise ProtocolError(
-            f"input {name!r}: datatype {datatype!r} is not supported; supported: {', '.join(NUMPY_DTYPES)}"
+            f"input {name!r}: datatype {datatype!r} is not supported; supported: {', '.join(DATATYPES)}"
         )
-    dtype = NUMPY_DTYPES[datatype]
     count = int(np.prod(shape, dtype=np.int64))
     size = _parameters(raw, f"input {name!r}").get("binary_data_size")
+    if datatype == "BYTES":
+        return _parse_bytes_input(raw, name, shape, count, size, binary, offset)
+    dtype = NUMPY_DTYPES[datatype]
     if size is not None:
         if not isinstance(size, int) or isinstance(size, bool) or size < 0:
             raise ProtocolError(f"input {name!r}: binary_data_size must be a byte count, got {size!r}")
@@ -212,11 +269,59 @@ def _parse_input(raw: Any, binary: memoryview, offset: int) -> tuple[InputTensor
     return InputTensor(name, datatype, tuple(shape), array.reshape(shape)), 0
 
 
+def _parse_bytes_input(
+    raw: dict[str, Any], name: str, shape: list[int], count: int, size: Any, binary: memoryview, offset: int
+) -> tuple[InputTensor, int]:
+    what = f"input {name!r}"
+    if size is not None:
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+            raise ProtocolError(f"{what}: binary_data_size must be a byte count, got {size!r}")
+        if offset + size > len(binary):
+            raise ProtocolError(f"{what}: the body ends before its {size} bytes of binary data")
+        array = deserialize_bytes(binary[offset : offset + size], count, what)
+        return InputTensor(name, "BYTES", tuple(shape), array.reshape(shape)), size
+    if "data" not in raw:
+        raise ProtocolError(f"{what} has neither 'data' nor parameters.binary_data_size")
+    array = text_array(raw["data"], what)
+    if array.size != count:
+        raise ProtocolError(f"{what}: shape {shape} needs {count} values, 'data' has {array.size}")
+    return InputTensor(name, "BYTES", tuple(shape), array.reshape(shape)), 0
+
+
 @dataclass
 class OutputTensor:
     name: str
     datatype: str
     array: np.ndarray
+
+
+def tensor_bytes(datatype: str, array: np.ndarray) -> bytes:
+    """A tensor's raw bytes as the protocol carries them."""
+    if datatype == "BYTES":
+        return serialize_bytes(array)
+    if datatype == "BOOL":
+        return np.ascontiguousarray(array).astype(np.uint8).tobytes()
+    return np.ascontiguousarray(array, NUMPY_DTYPES[datatype]).tobytes()
+
+
+def tensor_from_bytes(name: str, datatype: str, shape: tuple[int, ...], data: bytes) -> InputTensor:
+    """An input from raw bytes (gRPC ``raw_input_contents``); ProtocolError if the sizes disagree."""
+    count = int(np.prod(shape, dtype=np.int64))
+    what = f"input {name!r}"
+    if datatype == "BYTES":
+        return InputTensor(name, datatype, shape, deserialize_bytes(data, count, what).reshape(shape))
+    dtype = NUMPY_DTYPES.get(datatype)
+    if dtype is None:
+        raise ProtocolError(
+            f"{what}: datatype {datatype!r} is not supported; supported: {', '.join(DATATYPES)}"
+        )
+    if len(data) != count * dtype.itemsize:
+        raise ProtocolError(
+            f"{what}: {len(data)} bytes of raw data do not match shape {list(shape)} of {datatype} "
+            f"({count * dtype.itemsize} bytes)"
+        )
+    array = np.frombuffer(data, np.uint8) != 0 if datatype == "BOOL" else np.frombuffer(data, dtype)
+    return InputTensor(name, datatype, shape, array.reshape(shape))
 
 
 def encode_infer_response(
@@ -233,13 +338,14 @@ def encode_infer_response(
         array = np.ascontiguousarray(out.array)
         entry: dict[str, Any] = {"name": out.name, "datatype": out.datatype, "shape": list(array.shape)}
         if binary(out.name):
-            data = (
-                array.astype(np.uint8).tobytes()
-                if out.datatype == "BOOL"
-                else array.astype(NUMPY_DTYPES[out.datatype], copy=False).tobytes()
-            )
+            data = tensor_bytes(out.datatype, array)
             entry["parameters"] = {"binary_data_size": len(data)}
             chunks.append(data)
+        elif out.datatype == "BYTES":
+            entry["data"] = [
+                item.decode(errors="replace") if isinstance(item, bytes) else str(item)
+                for item in array.reshape(-1)
+            ]
         else:
             entry["data"] = array.reshape(-1).tolist()
         entries.append(entry)

@@ -1,21 +1,28 @@
-"""The model repository as the server sees it: Triton's layout on disk, polled, loaded into ONNX Runtime.
+"""The model repository as the server sees it: Triton's layout on disk, loaded into model instances.
 
 ``<root>/<model>/config.pbtxt`` and numeric version folders holding ``model.onnx`` (or the
-config's ``default_model_filename``). Folders whose names are not positive numbers without a
-leading zero are ignored, as Triton ignores them, so a publisher can stage beside the versions.
+config's ``default_model_filename``, or TensorRT plans named by ``cc_model_filenames``). Folders
+whose names are not positive numbers without a leading zero are ignored, as Triton ignores them, so
+a publisher can stage beside the versions.
 
-Each poll builds a new table of models and swaps it in at once. A version that is new (or whose
-file or config changed) gets its ONNX Runtime session created, checked against the config and
-warmed up before the swap, so requests never wait for a load and never see half a model; requests
-in flight keep the session they started with. A version that fails to load is reported with the
-reason and, while it fails, the versions served before stay served. Failed loads are not retried
-until their files change.
+Two model control modes, as Triton's: ``poll`` rescans the whole repository (at start and every
+few seconds); ``explicit`` loads and unloads only when asked through the repository API
+(``load``, ``unload``), and loads nothing at start except the models named.
+
+A (re)load builds a new entry for the model: versions that are new or whose files or config
+changed get their instances created, checked against the config and warmed up first; then the
+table of models is swapped at once, and only then are the replaced versions retired. So requests
+never wait for a load, never see half a model, and those in flight on a replaced version finish on
+it. A version that fails to load is reported with the reason (in errors and in the repository
+index) and, while it fails, the versions served before stay served. In poll mode failed loads are
+not retried until their files change; an explicit load always retries.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import re
 import threading
 from dataclasses import dataclass, field
@@ -23,38 +30,26 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnxruntime as ort  # type: ignore[import-untyped]
 from onnxruntime.capi import onnxruntime_pybind11_state as ort_state  # type: ignore[import-untyped]
 
-from cvcycle.errors import InvalidInput, NotFound
-from cvcycle.serve.model_config import (
-    ONNX_BACKEND,
-    ONNX_PLATFORM,
-    ConfigTensor,
-    ServedConfig,
-    parse_model_config,
-)
-from cvcycle.serve.protocol import NUMPY_DTYPES, ORT_DATATYPES
+from cvcycle.errors import CvcycleError, InvalidInput, NotFound
+from cvcycle.serve.model_config import ConfigTensor, ServedConfig, parse_model_config
+from cvcycle.serve.protocol import NUMPY_DTYPES
+from cvcycle.serve.runtimes import ORT_ERRORS, GraphTensor, LoadFailure, ModelInstance, open_instances
+from cvcycle.serve.scheduler import ExecutionError, Scheduler
+from cvcycle.serve.statistics import StatisticsBook, VersionStatistics
 
 log = logging.getLogger("cvcycle.serve")
 
 _VERSION_DIR = re.compile(r"^[1-9][0-9]*$")
 
-#: What ONNX Runtime raises: its pybind exceptions share no base class but Exception.
-ORT_ERRORS: tuple[type[Exception], ...] = (
-    ort_state.Fail,
-    ort_state.InvalidArgument,
-    ort_state.NoSuchFile,
-    ort_state.NoModel,
-    ort_state.EngineError,
-    ort_state.RuntimeException,
-    ort_state.InvalidProtobuf,
-    ort_state.NotImplemented,
-    ort_state.InvalidGraph,
-    ort_state.EPFail,
-    RuntimeError,
-    ValueError,
-)
+CONTROL_MODES = ("poll", "explicit")
+
+
+class ModelControlError(CvcycleError):
+    """A load or unload the repository refused or could not complete; the message says why."""
+
+    http_status = 400
 
 
 @dataclass(frozen=True)
@@ -76,10 +71,15 @@ class TensorMeta:
 
 @dataclass
 class LoadedVersion:
+    """A version being served: its tensors as clients see them and the scheduler that runs it."""
+
+    model: str
     version: int
-    session: ort.InferenceSession
     inputs: tuple[TensorMeta, ...]
     outputs: tuple[TensorMeta, ...]
+    max_batch_size: int
+    scheduler: Scheduler
+    statistics: VersionStatistics
     fingerprint: tuple[Any, ...]
 
 
@@ -93,55 +93,105 @@ class ModelEntry:
     unavailable: dict[int, str] = field(default_factory=dict)  # version -> why it is not served
     error: str | None = None  # why the model as a whole has a problem
     on_disk: tuple[int, ...] = ()
+    failed: set[int] = field(default_factory=set)  # versions the policy selects that failed to load
 
     @property
     def platform(self) -> str:
-        return self.config.platform or ONNX_PLATFORM if self.config else ONNX_PLATFORM
+        if self.config is None:
+            return ""
+        return self.config.platform or self.config.backend
 
 
-class LoadFailure(Exception):
-    """A version could not be loaded; the message says why."""
+@dataclass(frozen=True)
+class IndexEntry:
+    """One row of the repository index (Triton's ``$repository_index_response`` item)."""
+
+    name: str
+    version: str = ""
+    state: str = ""  # READY | UNAVAILABLE | LOADING | UNLOADING
+    reason: str = ""
+
+    def to_json(self) -> dict[str, str]:
+        out = {"name": self.name}
+        if self.version:
+            out["version"] = self.version
+        out["state"] = self.state
+        out["reason"] = self.reason
+        return out
+
+
+def describe_run_error(exc: Exception) -> ExecutionError | None:
+    """ONNX Runtime's refusal of the inputs (a client error) or failure to run (a server error)."""
+    if isinstance(exc, ort_state.InvalidArgument):
+        return ExecutionError(f"the model rejected the inputs: {str(exc).strip()}", invalid_input=True)
+    if isinstance(exc, ORT_ERRORS):
+        return ExecutionError(f"the model failed to run: {str(exc).strip()}")
+    return None
 
 
 class ModelRepository:
-    """The models under ``root``, reloaded by :meth:`poll` (a background thread calls it periodically)."""
+    """The models under ``root``, loaded by polling or on request, with every version's statistics."""
 
-    def __init__(self, root: Path, *, session_threads: int = 0) -> None:
+    def __init__(
+        self,
+        root: Path,
+        *,
+        control_mode: str = "poll",
+        session_threads: int = 0,
+        statistics: StatisticsBook | None = None,
+    ) -> None:
         self.root = Path(root)
         if not self.root.is_dir():
             raise NotFound(
                 f"model repository {self.root} does not exist",
                 hint="publish a model into it first: cvcycle publish MODEL@N --repo DIR",
             )
+        if control_mode not in CONTROL_MODES:
+            raise InvalidInput(
+                f"unknown model control mode {control_mode!r}", hint=f"use {' or '.join(CONTROL_MODES)}"
+            )
+        self.control_mode = control_mode
         self.session_threads = session_threads
-        self.models: dict[str, ModelEntry] = {}  # replaced whole by each poll; read without a lock
+        self.statistics = statistics or StatisticsBook()
+        self.models: dict[str, ModelEntry] = {}  # replaced whole on every change; read without a lock
         self.ready = False
-        self._poll_lock = threading.Lock()
+        self._control_lock = threading.RLock()  # one load, unload or poll at a time
         self._failed: dict[tuple[str, int], tuple[tuple[Any, ...], str]] = {}
+        self._unloaded: set[str] = set()
+        self._loading: set[str] = set()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    # -- polling ------------------------------------------------------------------------------------
+    # -- the whole repository -----------------------------------------------------------------------
+
+    def model_dirs(self) -> list[Path]:
+        return sorted(p for p in self.root.iterdir() if p.is_dir() and not p.name.startswith("."))
 
     def poll(self) -> None:
-        """Rescan the repository, load what is new or changed, then swap the model table."""
-        with self._poll_lock:
+        """Rescan the repository: load what is new or changed, drop what is gone (poll mode)."""
+        with self._control_lock:
             previous = self.models
-            table = {}
-            for model_dir in sorted(
-                p for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(".")
-            ):
-                table[model_dir.name] = self._scan_model(model_dir, previous.get(model_dir.name))
-            self.models = table
-            for name, old in previous.items():
-                new = table.get(name)
-                for version in old.ready:
-                    if new is None or new.ready.get(version) is not old.ready[version]:
-                        log.info("unloaded %s version %d", name, version)
+            table = {d.name: self._scan_model(d, previous.get(d.name)) for d in self.model_dirs()}
+            self._swap(table)
             self.ready = True
 
+    def start(self, load_models: list[str] | None = None) -> None:
+        """The first load: everything in poll mode, the named models (``*`` for all) in explicit mode."""
+        if self.control_mode == "poll":
+            self.poll()
+            return
+        names = load_models or []
+        if "*" in names:
+            names = [d.name for d in self.model_dirs()]
+        for name in names:
+            try:
+                self.load(name)
+            except CvcycleError as exc:  # one bad model must not keep the others from serving
+                log.warning("%s", exc.message)
+        self.ready = True
+
     def start_polling(self, interval: float) -> None:
-        if self._thread is not None or interval <= 0:
+        if self._thread is not None or interval <= 0 or self.control_mode != "poll":
             return
         self._stop.clear()
         self._thread = threading.Thread(
@@ -155,6 +205,16 @@ class ModelRepository:
             self._thread.join()
             self._thread = None
 
+    def close(self) -> None:
+        """Stop polling and retire every version (requests in flight finish)."""
+        self.stop_polling()
+        with self._control_lock:
+            old = self.models
+            self.models = {}
+            for entry in old.values():
+                for loaded in entry.ready.values():
+                    loaded.scheduler.retire()
+
     def _poll_loop(self, interval: float) -> None:
         while not self._stop.wait(interval):
             try:
@@ -164,23 +224,116 @@ class ModelRepository:
             except Exception:  # a dead poller would silently stop all reloads; log and go on
                 log.exception("polling %s failed", self.root)
 
+    def _swap(self, table: dict[str, ModelEntry]) -> None:
+        """Make ``table`` the served one, then retire the versions it no longer serves."""
+        previous = self.models
+        self.models = table
+        for name, old in previous.items():
+            new = table.get(name)
+            for version, loaded in old.ready.items():
+                if new is None or new.ready.get(version) is not loaded:
+                    loaded.scheduler.retire()
+                    log.info("unloaded %s version %d", name, version)
+
+    # -- the repository API ---------------------------------------------------------------------------
+
+    def load(self, name: str, config: ServedConfig | None = None) -> ModelEntry:
+        """Load or reload one model (a config given replaces config.pbtxt); ModelControlError if it fails."""
+        model_dir = self.root / name
+        if name.startswith(".") or "/" in name or not model_dir.is_dir():
+            raise NotFound(
+                f"failed to load {name!r}: no model directory {model_dir} in the repository"
+                f" (it has {', '.join(d.name for d in self.model_dirs()) or 'no models'})"
+            )
+        with self._control_lock:
+            for key in [k for k in self._failed if k[0] == name]:
+                del self._failed[key]  # asked explicitly: try the failed versions again
+            self._loading.add(name)
+            try:
+                entry = self._scan_model(model_dir, self.models.get(name), config)
+            finally:
+                self._loading.discard(name)
+            self._swap({**self.models, name: entry})
+            self._unloaded.discard(name)
+        failures = [
+            f"version {v} of {name!r} {r}" for v, r in sorted(entry.unavailable.items()) if v in entry.failed
+        ]
+        if entry.error and not entry.ready:
+            raise ModelControlError(f"failed to load {name!r}: {entry.error}")
+        if failures:
+            serving = ", ".join(map(str, sorted(entry.ready)))
+            raise ModelControlError("; ".join(failures) + f" (still serving version {serving})")
+        return entry
+
+    def unload(self, name: str) -> None:
+        """Stop serving a model; requests in flight on it finish."""
+        if self.control_mode == "poll":
+            raise ModelControlError(
+                f"cannot unload {name!r}: the server polls the repository (--model-control-mode poll), "
+                "so the repository decides what is served",
+                hint="remove the model's directory, or run the server with --model-control-mode explicit",
+            )
+        with self._control_lock:
+            if name not in self.models:
+                if (self.root / name).is_dir():
+                    return  # not loaded: nothing to do, as Triton answers
+                raise NotFound(f"failed to unload {name!r}: no such model in the repository or the server")
+            self._swap({k: v for k, v in self.models.items() if k != name})
+            self._unloaded.add(name)
+
+    def was_unloaded(self, name: str) -> bool:
+        return name in self._unloaded
+
+    def index(self, ready_only: bool = False) -> list[IndexEntry]:
+        """Every model in the repository with each version's state and the reason for it."""
+        models = self.models
+        rows: list[IndexEntry] = []
+        names = sorted({d.name for d in self.model_dirs()} | set(models))
+        for name in names:
+            entry = models.get(name)
+            if name in self._loading:
+                rows.append(IndexEntry(name, state="LOADING", reason="loading"))
+            elif entry is None:
+                reason = (
+                    "unloaded"
+                    if name in self._unloaded
+                    else "not loaded: the server runs with --model-control-mode explicit; "
+                    "load it through the repository API"
+                )
+                rows.append(IndexEntry(name, state="UNAVAILABLE", reason=reason))
+            else:
+                versions = sorted(set(entry.ready) | set(entry.unavailable))
+                for version in versions:
+                    if version in entry.ready:
+                        rows.append(IndexEntry(name, str(version), "READY"))
+                    else:
+                        rows.append(IndexEntry(name, str(version), "UNAVAILABLE", entry.unavailable[version]))
+                if not versions:
+                    rows.append(IndexEntry(name, state="UNAVAILABLE", reason=entry.error or ""))
+        return [row for row in rows if row.state == "READY"] if ready_only else rows
+
     # -- one model ----------------------------------------------------------------------------------
 
-    def _scan_model(self, model_dir: Path, previous: ModelEntry | None) -> ModelEntry:
+    def _scan_model(
+        self, model_dir: Path, previous: ModelEntry | None, override: ServedConfig | None = None
+    ) -> ModelEntry:
         name = model_dir.name
         kept = dict(previous.ready) if previous else {}
         config_path = model_dir / "config.pbtxt"
-        if not config_path.is_file():
+        if override is not None:
+            config, text = override, override.text
+        elif not config_path.is_file():
             # Taken away on purpose (publishes replace it by rename, never remove it): unload.
             return ModelEntry(name, None, error=f"{config_path} does not exist")
-        try:
-            text = config_path.read_text()
-            config = parse_model_config(text)
-        except (InvalidInput, OSError, UnicodeDecodeError) as exc:
-            # A bad edit: what was served goes on being served, and the error says why nothing new is.
-            return ModelEntry(
-                name, previous.config if previous else None, kept, error=f"{config_path}: {exc}"
-            )
+        else:
+            try:
+                text = config_path.read_text()
+                config = parse_model_config(text)
+            except (InvalidInput, OSError, UnicodeDecodeError) as exc:
+                # A bad edit: what was served goes on being served, and the error says why nothing new is.
+                return ModelEntry(
+                    name, previous.config if previous else None, kept, error=f"{config_path}: {exc}"
+                )
         problem = _config_problem(name, config)
         if problem:
             return ModelEntry(name, config, {}, error=problem)
@@ -202,15 +355,9 @@ class ModelRepository:
                     f"the version policy names it but {model_dir / str(version)} does not exist"
                 )
         config_digest = hashlib.sha256(text.encode()).hexdigest()
-        failed_any = False
         for version in selected:
-            path = model_dir / str(version) / config.default_model_filename
-            if not path.is_file():
-                entry.unavailable[version] = f"{path} does not exist"
-                failed_any = True
-                continue
-            stat = path.stat()
-            fingerprint = (config_digest, stat.st_ino, stat.st_size, stat.st_mtime_ns)
+            version_dir = model_dir / str(version)
+            fingerprint = (config_digest, *_files_fingerprint(version_dir))
             current = kept.get(version)
             if current is not None and current.fingerprint == fingerprint:
                 entry.ready[version] = current
@@ -218,19 +365,19 @@ class ModelRepository:
             failed = self._failed.get((name, version))
             if failed is not None and failed[0] == fingerprint:
                 entry.unavailable[version] = failed[1]
-                failed_any = True
+                entry.failed.add(version)
                 continue
             try:
-                entry.ready[version] = self._load(config, version, path, fingerprint)
+                entry.ready[version] = self._load_version(name, config, version, version_dir, fingerprint)
                 self._failed.pop((name, version), None)
                 log.info("loaded %s version %d", name, version)
             except LoadFailure as exc:
-                reason = f"failed to load {path}: {exc}"
+                reason = f"failed to load: {exc}"
                 self._failed[(name, version)] = (fingerprint, reason)
                 entry.unavailable[version] = reason
-                failed_any = True
-                log.warning("%s version %d: %s", name, version, reason)
-        if failed_any:
+                entry.failed.add(version)
+                log.warning("version %d of %r %s", version, name, reason)
+        if entry.failed:
             # Keep serving what was served while the newer versions fail, if it is still on disk.
             for version, loaded in kept.items():
                 if version not in entry.ready and version in on_disk:
@@ -238,52 +385,61 @@ class ModelRepository:
                     entry.unavailable.pop(version, None)
         if not entry.ready:
             reasons = "; ".join(
-                f"version {v}: {r}" for v, r in sorted(entry.unavailable.items(), reverse=True)
+                f"version {v} {r}" for v, r in sorted(entry.unavailable.items(), reverse=True)
             )
             entry.error = f"no version is ready ({reasons or f'no version folders in {model_dir}'})"
         return entry
 
-    def _load(
-        self, config: ServedConfig, version: int, path: Path, fingerprint: tuple[Any, ...]
+    def _load_version(
+        self, name: str, config: ServedConfig, version: int, version_dir: Path, fingerprint: tuple[Any, ...]
     ) -> LoadedVersion:
-        options = ort.SessionOptions()
-        if self.session_threads:
-            options.intra_op_num_threads = self.session_threads
-        try:
-            session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        except ORT_ERRORS as exc:
-            raise LoadFailure(str(exc).strip()) from exc
-        inputs = _tensors(config, config.inputs, session.get_inputs(), "input")
-        outputs = _tensors(config, config.outputs, session.get_outputs(), "output")
-        loaded = LoadedVersion(version, session, inputs, outputs, fingerprint)
-        _warm_up(loaded)
-        return loaded
+        instances = open_instances(config, version_dir, self.session_threads)
+        inputs = _tensors(config, config.inputs, instances[0].inputs, "input")
+        outputs = _tensors(config, config.outputs, instances[0].outputs, "output")
+        label = f"{name}/{version}"
+        for instance in instances:
+            _warm_up(instance, inputs, label)
+        statistics = self.statistics.of(name, version)
+        scheduler = Scheduler(
+            label,
+            list(instances),
+            max_batch_size=config.max_batch_size,
+            batching=config.dynamic_batching,
+            statistics=statistics,
+            run_error=describe_run_error,
+        )
+        return LoadedVersion(
+            name, version, inputs, outputs, config.max_batch_size, scheduler, statistics, fingerprint
+        )
+
+
+def _files_fingerprint(version_dir: Path) -> tuple[Any, ...]:
+    """What changes when any file of the version folder is replaced: names, inodes, sizes, times."""
+    try:
+        with os.scandir(version_dir) as entries:
+            files = sorted(
+                (e.name, e.inode(), e.stat().st_size, e.stat().st_mtime_ns) for e in entries if e.is_file()
+            )
+    except OSError:
+        return ()
+    return tuple(files)
 
 
 def _config_problem(name: str, config: ServedConfig) -> str | None:
     if config.name and config.name != name:
         return f"config.pbtxt names the model {config.name!r} but its directory is {name!r}"
-    if config.platform not in ("", ONNX_PLATFORM) or config.backend not in ("", ONNX_BACKEND):
-        return (
-            f"platform {config.platform or config.backend!r} is not served here: cvcycle serve runs "
-            f"{ONNX_PLATFORM} models on ONNX Runtime (serve the others with NVIDIA Triton)"
-        )
     if not config.platform and not config.backend:
         return 'config.pbtxt sets neither platform nor backend; set platform: "onnxruntime_onnx"'
     return None
 
 
-def _graph_shape(node: Any) -> tuple[int, ...]:
-    return tuple(d if isinstance(d, int) and d >= 0 else -1 for d in node.shape)
-
-
 def _tensors(
-    config: ServedConfig, declared: tuple[ConfigTensor, ...], graph: list[Any], role: str
+    config: ServedConfig, declared: tuple[ConfigTensor, ...], graph: tuple[GraphTensor, ...], role: str
 ) -> tuple[TensorMeta, ...]:
     """The tensors clients use: as declared in the config, checked against the graph."""
     by_name = {node.name: node for node in graph}
     if not declared:
-        return tuple(TensorMeta(n.name, ORT_DATATYPES.get(n.type, n.type), _graph_shape(n)) for n in graph)
+        return tuple(TensorMeta(n.name, n.datatype, n.shape) for n in graph)
     batch = (-1,) if config.max_batch_size > 0 else ()
     out = []
     for tensor in declared:
@@ -293,21 +449,21 @@ def _tensors(
                 f"config.pbtxt declares {role} {tensor.name!r} but the model's {role}s are "
                 f"{', '.join(by_name)}"
             )
-        datatype = ORT_DATATYPES.get(node.type, node.type)
+        datatype = node.datatype
         if datatype != tensor.datatype:
             raise LoadFailure(
                 f"config.pbtxt declares {role} {tensor.name!r} as {tensor.datatype} "
                 f"but the model has {datatype}"
             )
-        if datatype not in NUMPY_DTYPES:
+        if datatype not in NUMPY_DTYPES and datatype != "BYTES":
             raise LoadFailure(
                 f"{role} {tensor.name!r} has datatype {datatype}, which cvcycle serve cannot move"
             )
         model_shape = batch + (tensor.reshape if tensor.reshape is not None else tensor.dims)
-        if not _compatible(model_shape, _graph_shape(node)):
+        if not _compatible(model_shape, node.shape):
             raise LoadFailure(
                 f"config.pbtxt gives {role} {tensor.name!r} the shape {list(model_shape)} "
-                f"(max_batch_size {config.max_batch_size}) but the model has {list(_graph_shape(node))}"
+                f"(max_batch_size {config.max_batch_size}) but the model has {list(node.shape)}"
             )
         out.append(TensorMeta(tensor.name, datatype, batch + tensor.dims, tensor.reshape, bool(batch)))
     if role == "input":
@@ -323,19 +479,23 @@ def _compatible(a: tuple[int, ...], b: tuple[int, ...]) -> bool:
     return len(a) == len(b) and all(x == y or -1 in (x, y) for x, y in zip(a, b, strict=True))
 
 
-def _warm_up(loaded: LoadedVersion) -> None:
+def _warm_up(instance: ModelInstance, inputs: tuple[TensorMeta, ...], label: str) -> None:
     """One inference on zeros of batch 1, so that the first request does not pay for the first run.
 
     Only where every other dimension is known; a failure is logged, not fatal, since zeros are not
     data and a graph may rightly refuse them.
     """
     feeds = {}
-    for tensor in loaded.inputs:
+    for tensor in inputs:
         shape = tuple(1 if d == -1 and i == 0 else d for i, d in enumerate(tensor.graph_shape))
         if any(d < 0 for d in shape):
             return  # a dynamic dimension besides the batch: no size to warm up with
-        feeds[tensor.name] = np.zeros(shape, NUMPY_DTYPES[tensor.datatype])
+        feeds[tensor.name] = (
+            np.full(shape, "", object)
+            if tensor.datatype == "BYTES"
+            else np.zeros(shape, NUMPY_DTYPES[tensor.datatype])
+        )
     try:
-        loaded.session.run(None, feeds)
+        instance(feeds)
     except ORT_ERRORS as exc:
-        log.warning("warm-up inference of version %d failed: %s", loaded.version, str(exc).strip())
+        log.warning("warm-up inference of %s failed: %s", label, str(exc).strip())
