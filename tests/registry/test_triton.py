@@ -12,13 +12,16 @@ from tritonclient.grpc import model_config_pb2
 
 from cvcycle.errors import InvalidInput
 from cvcycle.registry.triton import (
+    TENSORRT_PLATFORM,
     DynamicBatching,
     TensorSpec,
     VersionPolicy,
     io_from_onnx,
     model_config,
+    plan_filenames,
     write_model_config,
 )
+from cvcycle.serve.model_config import parse_model_config
 
 
 def parse(text: str) -> model_config_pb2.ModelConfig:
@@ -173,3 +176,77 @@ def test_unservable_element_types_are_named() -> None:
     with pytest.raises(InvalidInput, match="'x' has ONNX element type COMPLEX64"):
         io_from_onnx(data)
     assert onnx.load_from_string(data).graph.name == "complex"
+
+
+def test_tensorrt_plans_are_named_per_compute_capability_with_no_default() -> None:
+    spec = TensorSpec("images", "FP32", (-1, 3, 8, 8))
+    text = model_config(
+        "detector",
+        TENSORRT_PLATFORM,
+        max_batch_size=4,
+        inputs=[spec],
+        outputs=[spec],
+        cc_model_filenames=plan_filenames(["8.6", "8.9"]),
+    )
+    config = parse(text)
+    assert dict(config.cc_model_filenames) == {"8.6": "model_8.6.plan", "8.9": "model_8.9.plan"}
+    assert config.default_model_filename == ""  # and no model.plan is ever written: no fallback
+
+
+@pytest.mark.parametrize(
+    ("plans", "message"),
+    [
+        ({}, "needs cc_model_filenames: a plan runs only on the GPU it was built for"),
+        ({"sm86": "a.plan"}, "'sm86' is not a compute capability like 8.6"),
+        ({"8.6": "model.plan"}, "which Triton would run on any GPU"),
+        ({"8.6": "../x.plan"}, "name a plan file of the version folder"),
+    ],
+)
+def test_tensorrt_configs_without_a_plan_per_gpu_are_refused(plans: dict[str, str], message: str) -> None:
+    with pytest.raises(InvalidInput, match=message):
+        model_config(
+            "m", TENSORRT_PLATFORM, max_batch_size=0, inputs=[], outputs=[], cc_model_filenames=plans
+        )
+
+
+SPECS = [
+    TensorSpec(f"t_{dt.lower()}", dt, (-1, 2, 3))
+    for dt in ("FP32", "FP16", "INT64", "INT32", "UINT8", "BOOL", "BYTES")
+]
+
+
+@pytest.mark.parametrize("max_batch_size", [0, 1, 16])
+@pytest.mark.parametrize(
+    "policy",
+    [VersionPolicy.latest(1), VersionPolicy.latest(2), VersionPolicy.all(), VersionPolicy.specific(2, 5)],
+)
+@pytest.mark.parametrize(
+    "batching", [None, DynamicBatching(), DynamicBatching((4,), 100), DynamicBatching((2, 8), 0)]
+)
+@pytest.mark.parametrize("platform", ["onnxruntime_onnx", TENSORRT_PLATFORM])
+def test_every_generated_config_parses_as_triton_and_as_served(
+    max_batch_size: int, policy: VersionPolicy, batching: DynamicBatching | None, platform: str
+) -> None:
+    specs = [TensorSpec(s.name, s.datatype, (4, 2, 3)) for s in SPECS] if max_batch_size == 0 else SPECS
+    text = model_config(
+        "m",
+        platform,
+        max_batch_size=max_batch_size,
+        inputs=specs,
+        outputs=specs,
+        version_policy=policy,
+        instance_count=3,
+        dynamic_batching=batching,
+        cc_model_filenames=plan_filenames(["8.6"]) if platform == TENSORRT_PLATFORM else None,
+        parameters={"classes": '["a"]'},
+    )
+    config = parse(text)  # Triton's own ModelConfig message
+    served = parse_model_config(text)  # and what cvcycle serve reads
+    assert served.max_batch_size == config.max_batch_size == max_batch_size
+    assert served.policy_kind == config.version_policy.WhichOneof("policy_choice") == policy.kind
+    assert served.instance_count == 3
+    assert [t.datatype for t in served.inputs] == [s.datatype for s in SPECS]
+    assert (served.dynamic_batching is None) == (batching is None)
+    if batching is not None and served.dynamic_batching is not None:
+        assert served.dynamic_batching.preferred_batch_size == batching.preferred_batch_size
+        assert served.dynamic_batching.max_queue_delay_microseconds == batching.max_queue_delay_microseconds

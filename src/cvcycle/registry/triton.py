@@ -43,6 +43,23 @@ ONNX_DATATYPES: dict[int, str] = {
 CONFIG_DATATYPES = {dt: "TYPE_STRING" if dt == "BYTES" else f"TYPE_{dt}" for dt in ONNX_DATATYPES.values()}
 
 _MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,199}$")
+_COMPUTE_CAPABILITY = re.compile(r"^[0-9]+\.[0-9]+$")
+
+TENSORRT_PLATFORM = "tensorrt_plan"
+#: The file name Triton falls back to when no ``cc_model_filenames`` entry matches the GPU.
+TENSORRT_DEFAULT_FILENAME = "model.plan"
+
+
+def plan_filename(capability: str) -> str:
+    """The file a TensorRT plan for compute capability ``capability`` ("8.6") gets in a version folder."""
+    if not _COMPUTE_CAPABILITY.match(capability):
+        raise InvalidInput(f"{capability!r} is not a compute capability", hint='write it as "8.6"')
+    return f"model_{capability}.plan"
+
+
+def plan_filenames(capabilities: Sequence[str]) -> dict[str, str]:
+    """``cc_model_filenames`` for plans built for each of ``capabilities``: {"8.6": "model_8.6.plan"}."""
+    return {capability: plan_filename(capability) for capability in capabilities}
 
 
 @dataclass(frozen=True)
@@ -166,6 +183,8 @@ def model_config(
         raise InvalidInput(f"max_batch_size must be >= 0, got {max_batch_size}")
     if instance_count < 1:
         raise InvalidInput(f"instance_count must be >= 1, got {instance_count}")
+    if platform == TENSORRT_PLATFORM:
+        _check_plans(name, cc_model_filenames or {})
     lines = [
         f'name: "{CEscape(name, as_utf8=True)}"',
         f'platform: "{CEscape(platform, as_utf8=True)}"',
@@ -194,6 +213,27 @@ def model_config(
             f'value: {{ string_value: "{CEscape(value, as_utf8=True)}" }} }}'
         )
     return "\n".join(lines) + "\n"
+
+
+def _check_plans(name: str, cc_model_filenames: Mapping[str, str]) -> None:
+    """A plan runs only on the GPU it was built for: every plan is named by its compute capability.
+
+    There is no default plan (no ``model.plan``), so that a GPU with no plan of its own fails to
+    load with that reason instead of running an engine built for another GPU.
+    """
+    if not cc_model_filenames:
+        raise InvalidInput(
+            f"TensorRT model {name!r} needs cc_model_filenames: a plan runs only on the GPU it was built for",
+            hint='name each plan by compute capability, e.g. {"8.6": "model_8.6.plan"}',
+        )
+    for capability, filename in cc_model_filenames.items():
+        if not _COMPUTE_CAPABILITY.match(capability):
+            raise InvalidInput(f"cc_model_filenames key {capability!r} is not a compute capability like 8.6")
+        if not filename or "/" in filename or filename == TENSORRT_DEFAULT_FILENAME:
+            raise InvalidInput(
+                f"cc_model_filenames maps {capability} to {filename!r}; name a plan file of the version "
+                f"folder other than {TENSORRT_DEFAULT_FILENAME}, which Triton would run on any GPU"
+            )
 
 
 def _tensor_pbtxt(spec: TensorSpec, max_batch_size: int, role: str) -> str:
