@@ -20,6 +20,8 @@ export class BoxStage {
     this.width = width;
     this.height = height;
     this.root.style.aspectRatio = `${width} / ${height}`;
+    // As wide as the column allows, but never taller than the stage's max-height (no distortion).
+    this.root.style.maxWidth = `calc(72vh * ${width / height})`;
     this.svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
     if (this.img.getAttribute("src") !== url) this.img.src = url;
   }
