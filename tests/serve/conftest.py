@@ -16,7 +16,7 @@ import pytest
 from onnx import TensorProto, helper
 
 from cvcycle.registry.publish import write_repository_version
-from cvcycle.registry.triton import VersionPolicy, io_from_onnx, model_config
+from cvcycle.registry.triton import DynamicBatching, VersionPolicy, io_from_onnx, model_config
 from cvcycle.serve import InferenceServer, ServerOptions
 
 
@@ -89,6 +89,7 @@ TYPES = {
     "int32": TensorProto.INT32,
     "uint8": TensorProto.UINT8,
     "bool": TensorProto.BOOL,
+    "bytes": TensorProto.STRING,
 }
 
 
@@ -125,6 +126,9 @@ def publish(repo: Path) -> Publish:
         max_batch_size: int = 8,
         num_versions: int = 1,
         parameters: dict[str, str] | None = None,
+        policy: VersionPolicy | None = None,
+        dynamic_batching: DynamicBatching | None = None,
+        instance_count: int = 1,
     ) -> None:
         io = io_from_onnx(data)
         text = model_config(
@@ -132,8 +136,10 @@ def publish(repo: Path) -> Publish:
             max_batch_size=max_batch_size,
             inputs=io.inputs,
             outputs=io.outputs,
-            version_policy=VersionPolicy.latest(num_versions),
+            version_policy=policy or VersionPolicy.latest(num_versions),
             parameters=parameters,
+            dynamic_batching=dynamic_batching,
+            instance_count=instance_count,
         )
         write_repository_version(repo, name, version, data, text)
 

@@ -114,6 +114,7 @@ def test_every_datatype_round_trips(serve: Any, publish: Any, identities: bytes,
         "int32": (np.array([[2**30, -5, 0]] * 2, np.int32), "INT32"),
         "uint8": (np.array([[0, 128, 255]] * 2, np.uint8), "UINT8"),
         "bool": (np.array([[True, False, True]] * 2, np.bool_), "BOOL"),
+        "bytes": (np.array([["a", "é ü", ""]] * 2, np.object_), "BYTES"),
     }
     inputs = []
     for name, (array, datatype) in values.items():
@@ -127,6 +128,8 @@ def test_every_datatype_round_trips(serve: Any, publish: Any, identities: bytes,
         assert meta[f"out_{name}"] == datatype
         got = result.as_numpy(f"out_{name}")
         assert got.dtype == array.dtype and got.shape == array.shape
+        if datatype == "BYTES":  # the client hands strings back as the UTF-8 bytes that travelled
+            got = np.vectorize(lambda b: b.decode() if isinstance(b, bytes) else b, otypes=[object])(got)
         np.testing.assert_array_equal(got, array)
 
 
