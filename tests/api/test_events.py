@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from cvcycle.feedback.events import push_events
 from cvcycle.pipeline.sample_home import sample_event_lines
 
 # The fixtures ``app`` and ``small_upload_app`` (tests/api/conftest.py) are FilledApp records.
@@ -110,6 +113,24 @@ def test_stream_sends_new_events_as_server_sent_events(app: FilledApp) -> None:
     ) as response:
         again = "".join(response.iter_text())
     assert f"id: {pushed[0]}\n" in again and f"id: {pushed[1]}\n" not in again
+
+
+def test_stream_finds_events_pushed_by_another_process(app: FilledApp) -> None:
+    """``cvcycle events push`` writes to the database without telling the app: the stream polls."""
+    newest = app.client.get("/api/events", params={"limit": 1}).json()[0]["id"]
+    pushed: list[int] = []
+
+    def push_elsewhere() -> None:
+        time.sleep(0.3)  # after the stream is open
+        pushed.extend(push_events(app.db, app.store, list(sample_event_lines(1, id_prefix="cli"))).event_ids)
+
+    thread = threading.Thread(target=push_elsewhere)
+    thread.start()
+    params = {"after_id": newest, "max_events": 1}
+    with app.client.stream("GET", "/api/events/stream", params=params) as response:
+        text = "".join(response.iter_text())
+    thread.join()
+    assert f"id: {pushed[0]}\n" in text
 
 
 def test_stream_passes_on_other_operators_verdicts(app: FilledApp) -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import threading
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any, Literal
@@ -31,15 +33,49 @@ from cvcycle.feedback.reports import DEFAULT_DATASET, ReportBox, report_event
 router = APIRouter(prefix="/api/events", tags=["events"])
 
 # The live feed asks the database at least this often, so events pushed by another process
-# (``cvcycle events push``) show up too; pushes through this app wake it at once.
+# (``cvcycle events push``) show up too; events and reports that come through this app wake it at once.
 FEED_POLL_SECONDS = 1.0
-FEED_TICK_SECONDS = 0.02
 FEED_KEEPALIVE_SECONDS = 15.0
 
 
+class FeedSignal:
+    """Wakes the live feeds of one app when events or reports arrive through it; callable from any thread."""
+
+    def __init__(self) -> None:
+        self._waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
+        self._lock = threading.Lock()
+
+    def subscribe(self) -> tuple[asyncio.AbstractEventLoop, asyncio.Event]:
+        waiter = (asyncio.get_running_loop(), asyncio.Event())
+        with self._lock:
+            self._waiters.add(waiter)
+        return waiter
+
+    def unsubscribe(self, waiter: tuple[asyncio.AbstractEventLoop, asyncio.Event]) -> None:
+        with self._lock:
+            self._waiters.discard(waiter)
+
+    def notify(self) -> None:
+        with self._lock:
+            waiters = list(self._waiters)
+        for loop, event in waiters:
+            loop.call_soon_threadsafe(event.set)
+
+
+_SIGNAL_LOCK = threading.Lock()
+
+
+def feed_signal(request: Request) -> FeedSignal:
+    with _SIGNAL_LOCK:
+        signal: FeedSignal | None = getattr(request.app.state, "feed_signal", None)
+        if signal is None:
+            signal = request.app.state.feed_signal = FeedSignal()
+    return signal
+
+
 def notify_feed(request: Request) -> None:
-    """Tell the live feeds of this app that events arrived."""
-    request.app.state.feed_changes = getattr(request.app.state, "feed_changes", 0) + 1
+    """Tell the live feeds of this app that events or reports arrived."""
+    feed_signal(request).notify()
 
 
 @router.get("")
@@ -73,28 +109,32 @@ async def stream_feed(
         report_start = await run_in_threadpool(newest_report_id, db)
 
     async def messages() -> AsyncIterator[str]:
-        last, last_report, sent, seen_changes = start, report_start, 0, -1
-        last_poll = last_write = time.monotonic()
+        last, last_report, sent = start, report_start, 0
+        last_write = time.monotonic()
         hello = {"after_id": last, "after_report_id": last_report}
         yield f"retry: 1000\nevent: hello\ndata: {json.dumps(hello)}\n\n"
-        while not await request.is_disconnected():
-            changes, now = getattr(request.app.state, "feed_changes", 0), time.monotonic()
-            if changes != seen_changes or now - last_poll >= FEED_POLL_SECONDS:
-                seen_changes, last_poll = changes, now
+        waiter = feed_signal(request).subscribe()
+        wake = waiter[1]
+        try:
+            while not await request.is_disconnected():
+                wake.clear()  # before reading: a notification during the reads wakes the next wait
                 for item in await run_in_threadpool(feed_after, db, last):
-                    last, sent, last_write = item.event.id, sent + 1, now
+                    last, sent, last_write = item.event.id, sent + 1, time.monotonic()
                     yield f"id: {last}\nevent: event\ndata: {json.dumps(item.to_json())}\n\n"
                     if max_events is not None and sent >= max_events:
                         return
                 for verdict in await run_in_threadpool(verdicts_after, db, last_report):
-                    last_report, sent, last_write = verdict.report_id, sent + 1, now
+                    last_report, sent, last_write = verdict.report_id, sent + 1, time.monotonic()
                     yield f"event: verdict\ndata: {json.dumps(verdict.to_json())}\n\n"
                     if max_events is not None and sent >= max_events:
                         return
-            if now - last_write >= FEED_KEEPALIVE_SECONDS:
-                last_write = now
-                yield ": keep-alive\n\n"
-            await asyncio.sleep(FEED_TICK_SECONDS)
+                if time.monotonic() - last_write >= FEED_KEEPALIVE_SECONDS:
+                    last_write = time.monotonic()
+                    yield ": keep-alive\n\n"
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), timeout=FEED_POLL_SECONDS)
+        finally:
+            feed_signal(request).unsubscribe(waiter)
 
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     return StreamingResponse(messages(), media_type="text/event-stream", headers=headers)
