@@ -59,15 +59,15 @@ criteria:
 class DemoOptions:
     # Many short clips rather than a few long ones: a detector generalises to an unseen room from
     # many rooms, not from many frames of the same room.
-    day_clips: int = 30
+    day_clips: int = 24
     stream_clips: int = 10
     clip_seconds: float = 3.0
     seed: int = 1
     # A fixed number of epochs, not a time budget: the same seed then gives the same models on a
     # busy machine as on an idle one.
-    train_epochs: int = 8
+    train_epochs: int = 7
     # v2 starts from v1's weights (fine-tuning), so it needs fewer epochs and keeps what v1 knew.
-    finetune_epochs: int = 6
+    finetune_epochs: int = 4
     train_seconds: float | None = None  # an optional cap on top
     review_rate: float = 0.5  # share of empty frames the operators review for missed objects
     stream_every: int = 2  # the camera sends every N-th frame as an event
