@@ -48,3 +48,29 @@ def test_demo_refuses_a_home_that_is_not_empty(tmp_path: Path) -> None:
     (tmp_path / "used" / "file").write_text("x")
     result = CliRunner().invoke(app, ["demo", "--home", str(tmp_path / "used")])
     assert result.exit_code == 2 and "is not empty" in result.output
+
+
+def test_the_closing_figures_fit_a_narrow_log(capsys: pytest.CaptureFixture[str]) -> None:
+    from cvcycle.cli.demo import print_report
+    from cvcycle.pipeline.demo import DemoReport, Stage
+
+    row = {
+        "events": 150,
+        "detections_reviewed": 130,
+        "false_detection": 31,
+        "false_rate": 0.238,
+        "frames_reviewed": 130,
+        "missed_detection": 140,
+        "missed_rate": 1.077,
+        "missed_share": 0.586,
+    }
+    report = DemoReport(
+        stages=[Stage("train", "training", 2.0)],
+        rates={"detector@1": row, "detector@2": {**row, "false_rate": 0.149, "missed_share": None}},
+    )
+    print_report(report)
+    out = capsys.readouterr().out
+    assert "before (detector@1)" in out and "after (detector@2)" in out
+    assert "23.8%" in out and "14.9%" in out and "58.6%" in out
+    assert "…" not in out  # nothing cut at 80 columns
+    assert "deployed detector@2: no" in out and "total 2.0s" in out

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.table import Table
 
 from cvcycle.cli.common import console, handle_errors
 from cvcycle.errors import InvalidInput
-from cvcycle.pipeline.demo import DemoOptions, Stage, run_demo
+from cvcycle.pipeline.demo import DemoOptions, DemoReport, Stage, run_demo
 from cvcycle.settings import Settings, get_settings
 
 
@@ -52,47 +54,7 @@ def register(app: typer.Typer) -> None:
             ),
             on_stage=_print_stage,
         )
-        if report.gate:
-            console.print()
-            console.print(
-                Path(report.models["gate_markdown"]).read_text(),
-                markup=False,
-                highlight=False,
-                soft_wrap=True,
-            )
-        console.print(f"\ndeployed detector@2: {'yes' if report.deployed else 'no (the gate failed)'}")
-        table = Table(
-            "model",
-            "events",
-            "detections reviewed",
-            "false",
-            "false rate",
-            "frames reviewed",
-            "missed",
-            "missed per frame",
-            "objects missed",
-        )
-        for model, row in report.rates.items():
-            table.add_row(
-                model,
-                str(row["events"]),
-                str(row["detections_reviewed"]),
-                str(row["false_detection"]),
-                _pct(row["false_rate"]),
-                str(row["frames_reviewed"]),
-                str(row["missed_detection"]),
-                _pct(row["missed_rate"]),
-                _pct(row["missed_share"]),
-            )
-        console.print(table)
-        totals = report.totals()
-        console.print(
-            f"total {totals['total']:.1f}s: training {totals['training']:.1f}s, "
-            f"evaluation {totals['evaluation']:.1f}s, inference {totals['inference']:.1f}s, "
-            f"platform {totals['platform']:.1f}s, "
-            f"rendering the synthetic world {totals['simulation']:.1f}s",
-            highlight=False,
-        )
+        print_report(report)
         if json_out:
             json_out.write_text(json.dumps(report.to_json(), indent=2, default=str))
             console.print(f"written: {json_out}")
@@ -100,3 +62,41 @@ def register(app: typer.Typer) -> None:
 
 def _pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.1f}%"
+
+
+def print_report(report: DemoReport) -> None:
+    """The gate report, the deploy decision, the operators' figures before and after, the totals."""
+    if report.gate:
+        console.print()
+        console.print(
+            Path(report.models["gate_markdown"]).read_text(),
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+    console.print(f"\ndeployed detector@2: {'yes' if report.deployed else 'no (the gate failed)'}")
+    # Measures down, models across: fits a narrow terminal or a log file.
+    models = list(report.rates)
+    labels = ["before" if i == 0 else "after" for i in range(len(models))]
+    table = Table("operators' figures", *(f"{lab} ({m})" for lab, m in zip(labels, models, strict=True)))
+    rows: list[tuple[str, str, Callable[[Any], str]]] = [
+        ("events", "events", str),
+        ("detections reviewed", "detections_reviewed", str),
+        ("false detections", "false_detection", str),
+        ("false rate", "false_rate", _pct),
+        ("frames reviewed", "frames_reviewed", str),
+        ("missed objects", "missed_detection", str),
+        ("missed per frame", "missed_rate", _pct),
+        ("share of objects missed", "missed_share", _pct),
+    ]
+    for label, key, show in rows:
+        table.add_row(label, *(show(report.rates[m][key]) for m in models))
+    console.print(table)
+    totals = report.totals()
+    console.print(
+        f"total {totals['total']:.1f}s: training {totals['training']:.1f}s, "
+        f"evaluation {totals['evaluation']:.1f}s, inference {totals['inference']:.1f}s, "
+        f"platform {totals['platform']:.1f}s, "
+        f"rendering the synthetic world {totals['simulation']:.1f}s",
+        highlight=False,
+    )
