@@ -300,6 +300,12 @@ def test_frames_not_sampled_at_ingest_are_decoded_from_the_video(home: Home, tmp
     db, store = open_database(home.settings), open_store(home.settings)
     result = ingest_file(db, store, "sparse", path, every=5)  # frames 0, 5, 10 are stored
     db.dispose()
+    # While scrubbing the UI may take the keyframe instead (one decode); the header says which.
+    near = home.client.get(f"/api/media/{result.media_id}/frames/7.jpg", params={"near": "keyframe"})
+    assert near.status_code == 200 and near.headers["x-frame-index"] == "0"  # x264's one keyframe
+    assert np.abs(decode_jpeg(near.content).mean(axis=(0, 1)) - colours[0]).max() < 12
+    stored = home.client.get(f"/api/media/{result.media_id}/frames/5.jpg", params={"near": "keyframe"})
+    assert stored.headers["x-frame-index"] == "5"  # a stored frame is exact anyway
     for index in (3, 4, 7, 11):
         response = home.client.get(f"/api/media/{result.media_id}/frames/{index}.jpg")
         assert response.status_code == 200, response.text

@@ -78,3 +78,20 @@ def test_a_request_on_a_reader_closed_meanwhile_opens_it_again(tmp_path: Path) -
     for i in range(5):  # evict it from the shared readers
         reader_for(_short_gop_video(tmp_path / f"other{i}.mp4", 4, 8))
     assert read_frame_jpeg(path, 3)[:2] == b"\xff\xd8"
+
+
+def test_the_keyframe_of_a_frame_is_one_decode_away(tmp_path: Path) -> None:
+    path = _short_gop_video(tmp_path / "keys.mp4", 40, 8)
+    truth = _straight(path)
+    reader = FrameReader(path)
+    for index in (0, 5, 8, 15, 31, 39):
+        got, frame = reader.keyframe(index)
+        assert got == index - index % 8  # a keyframe every 8 frames (scene cuts are off)
+        assert np.array_equal(frame.to_ndarray(format="rgb24"), truth[got])
+        # The exact frame follows from there without another seek.
+        seeks = reader.seeks
+        assert np.array_equal(reader.frame(index).to_ndarray(format="rgb24"), truth[index])
+        assert reader.seeks == seeks
+    with pytest.raises(NotFound, match="frame -1"):
+        reader.keyframe(-1)
+    reader.close()

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from cvcycle.db.engine import Database
 from cvcycle.db.models import Frame, Media
 from cvcycle.errors import NotFound
-from cvcycle.media.seek import read_frame_jpeg
+from cvcycle.media.seek import read_frame_jpeg, read_keyframe_jpeg
 from cvcycle.store import BlobStore
 
 DISPLAY_QUALITY = 85
@@ -51,6 +51,7 @@ class MediaInfo:
 class FrameImage:
     jpeg: bytes
     etag: str
+    index: int  # the frame these pixels are: the one asked for, or its keyframe (see frame_image)
 
 
 def _media(db: Database, media_id: int) -> Media:
@@ -68,22 +69,34 @@ def get_media_info(db: Database, media_id: int) -> MediaInfo:
     )
 
 
-def frame_image(db: Database, store: BlobStore, media_id: int, index: int) -> FrameImage:
-    """Frame ``index`` of medium ``media_id`` as JPEG; NotFound naming both if there is no such frame."""
+def frame_image(
+    db: Database, store: BlobStore, media_id: int, index: int, *, keyframe: bool = False
+) -> FrameImage:
+    """Frame ``index`` of medium ``media_id`` as JPEG; NotFound naming both if there is no such frame.
+
+    With ``keyframe``, a frame that is not stored may be answered by the keyframe at or before
+    it (cheap to decode): a preview while a timeline is scrubbed. ``FrameImage.index`` says which.
+    """
     media = _media(db, media_id)
     if not 0 <= index < max(media.frame_count, 1):
         raise NotFound(
             f"frame {index} of medium {media_id} does not exist",
             hint=f"medium {media_id} has frames 0..{media.frame_count - 1}",
         )
-    etag = f'"{media.sha256[:32]}-{index}"'
     with db.read() as session:
         stored = session.execute(
             select(Frame.blob_key, Frame.blob_size).where(Frame.media_id == media_id, Frame.index == index)
         ).first()
     if stored is not None:
-        return FrameImage(store.get_bytes(stored[0], stored[1]), etag)
+        return FrameImage(store.get_bytes(stored[0], stored[1]), _etag(media, index), index)
     if media.kind != "video":
         raise NotFound(f"frame {index} of medium {media_id} does not exist")
     path = store.local_path(media.blob_key, media.size)
-    return FrameImage(read_frame_jpeg(path, index, DISPLAY_QUALITY), etag)
+    if keyframe:
+        got, jpeg = read_keyframe_jpeg(path, index, DISPLAY_QUALITY)
+        return FrameImage(jpeg, _etag(media, got), got)
+    return FrameImage(read_frame_jpeg(path, index, DISPLAY_QUALITY), _etag(media, index), index)
+
+
+def _etag(media: Media, index: int) -> str:
+    return f'"{media.sha256[:32]}-{index}"'

@@ -107,6 +107,36 @@ class FrameReader:
                 raise NotFound(f"{self.path.name}: frame {index} does not exist (the stream ends before it)")
             return found
 
+    def keyframe(self, index: int) -> tuple[int, av.VideoFrame]:
+        """The keyframe at or before ``index`` and its own index: one decoded frame after a seek.
+
+        What the UI shows while a timeline is being scrubbed: on a long-GOP stream frame N can cost
+        decoding a whole GOP, its keyframe costs one frame. The decoder is left there, so the exact
+        frame asked for next decodes forward from it without a second seek.
+        """
+        if index < 0:
+            raise NotFound(f"{self.path.name}: frame {index} does not exist (indices start at 0)")
+        with self._lock:
+            if self.closed:
+                raise ReaderClosed(str(self.path))
+            cached = self._ring.get(index)
+            if cached is not None:
+                return index, cached
+            self._seek(index)
+            assert self._frames is not None
+            first = next(self._frames, None)
+            if first is not None:
+                got = self._index_of(first)
+                self._position = got
+                self._remember(got, first)
+                if got <= index:
+                    return got, first
+            else:
+                self._frames = None
+        # Nothing decodable at or before it from the seek (a stream that starts late, or its end):
+        # the exact frame decides, and says NotFound past the end.
+        return index, self.frame(index)
+
     def jpeg(self, index: int, quality: int = 85) -> bytes:
         check_quality(quality)
         return encode_video_frame(self.frame(index), quality)
@@ -142,6 +172,16 @@ def reader_for(path: Path) -> FrameReader:
             _, old = _readers.popitem(last=False)
             old.close()
     return reader
+
+
+def read_keyframe_jpeg(path: Path, index: int, quality: int = 85) -> tuple[int, bytes]:
+    """The keyframe at or before ``index`` of the video at ``path``: its index and JPEG."""
+    check_quality(quality)
+    try:
+        got, frame = reader_for(path).keyframe(index)
+    except ReaderClosed:
+        got, frame = reader_for(path).keyframe(index)
+    return got, encode_video_frame(frame, quality)
 
 
 def read_frame_jpeg(path: Path, index: int, quality: int = 85) -> bytes:

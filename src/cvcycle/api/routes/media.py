@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Request, Response
 
@@ -21,9 +21,17 @@ def media(media_id: int, db: DbDep) -> dict[str, Any]:
 
 
 @router.get("/{media_id}/frames/{index}.jpg", response_class=Response)
-def frame(media_id: int, index: int, request: Request, db: DbDep, store: StoreDep) -> Response:
-    image = frame_image(db, store, media_id, index)
-    headers = {"Cache-Control": _IMMUTABLE, "ETag": image.etag}
+def frame(
+    media_id: int,
+    index: int,
+    request: Request,
+    db: DbDep,
+    store: StoreDep,
+    near: Literal["keyframe"] | None = None,
+) -> Response:
+    """Frame ``index`` as JPEG; ``?near=keyframe`` may answer with its keyframe (``X-Frame-Index``)."""
+    image = frame_image(db, store, media_id, index, keyframe=near == "keyframe")
+    headers = {"Cache-Control": _IMMUTABLE, "ETag": image.etag, "X-Frame-Index": str(image.index)}
     if request.headers.get("if-none-match") == image.etag:
         return Response(status_code=304, headers=headers)
     return Response(image.jpeg, media_type="image/jpeg", headers=headers)

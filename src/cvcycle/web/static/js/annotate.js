@@ -223,6 +223,7 @@ class AnnotateScreen {
       this.timeline = new FrameTimeline(this.timelineCanvas, {
         frameCount: item.frame_count,
         onSeek: (f) => this.seek(f),
+        onScrubEnd: (f) => this.showFrame(f),
         onSelectSegment: (id) => { this.selectedSegment = id; this.refresh(); },
         onSelectTrack: (id) => { this.selectedTrack = id; this.refresh(); },
         colorOf: (cls) => this.colorOf(cls),
@@ -235,19 +236,29 @@ class AnnotateScreen {
 
   showFrame(frame) {
     this.frame = frame;
+    // While the timeline is dragged a keyframe near the pointer will do: one decode, not a GOP.
+    // The exact frame follows when the drag stops (onScrubEnd).
+    const scrubbing = this.item.mode === "video" && this.timeline.scrubbing;
     this.frames.show(frame, (index, bitmap) => {
       this.shownFrame = index;
       this.pendingPaint = index;
       this.canvas.setImage(bitmap, this.item.width, this.item.height);
       this.refreshBoxes();
-    });
+      if (this.frameLabel) this.updateFrameLabel();
+    }, { near: scrubbing });
     if (this.item.mode === "video") {
       // Prefetch serves stepping and playback; while scrubbing it would only load the server.
-      if (!this.timeline.scrubbing) this.frames.prefetch(frame, this.item.frame_count - 1);
-      const actions = this.draft.segments.filter((x) => x.start <= frame && frame <= x.end).map((x) => x.cls);
-      this.frameLabel.textContent = `frame ${frame} / ${this.item.frame_count - 1}${actions.length ? ` · ${[...new Set(actions)].join(", ")}` : ""}`;
+      if (!scrubbing) this.frames.prefetch(frame, this.item.frame_count - 1);
+      this.updateFrameLabel();
       this.timeline.setFrame(frame);
     }
+  }
+
+  updateFrameLabel() {
+    const frame = this.frame;
+    const actions = [...new Set(this.draft.segments.filter((x) => x.start <= frame && frame <= x.end).map((x) => x.cls))];
+    const approximate = this.shownFrame !== null && this.shownFrame !== frame ? ` (showing keyframe ${this.shownFrame})` : "";
+    this.frameLabel.textContent = `frame ${frame} / ${this.item.frame_count - 1}${approximate}${actions.length ? ` · ${actions.join(", ")}` : ""}`;
   }
 
   seek(frame) {

@@ -17,6 +17,7 @@ export class FrameSource {
     this.wanted = null;
     this.busy = false;
     this.timings = []; // ms from request to decoded bitmap, for the bench
+    this.keyframeOf = new Map(); // frame asked for while scrubbing -> the keyframe the server gave
   }
 
   has(index) {
@@ -57,6 +58,37 @@ export class FrameSource {
     return pending;
   }
 
+  /**
+   * A cheap stand-in for frame `index` while the timeline is scrubbed: the server may answer with
+   * the keyframe before it (one decode instead of up to a GOP). Resolves {index, bitmap}, where
+   * index is the frame the pixels really are; they are cached as that frame.
+   */
+  loadNear(index) {
+    if (this.cache.has(index)) return Promise.resolve({ index, bitmap: this.peek(index) });
+    const known = this.keyframeOf.get(index);
+    if (known !== undefined && this.cache.has(known)) return Promise.resolve({ index: known, bitmap: this.peek(known) });
+    const started = performance.now();
+    let got = index;
+    return fetch(`${this.urlFor(index)}?near=keyframe`)
+      .then((r) => {
+        if (!r.ok) throw new Error(`frame ${index}: HTTP ${r.status}`);
+        got = Number(r.headers.get("X-Frame-Index") ?? index);
+        return r.blob();
+      })
+      .then((blob) => createImageBitmap(blob))
+      .then((bitmap) => {
+        this.timings.push(performance.now() - started);
+        this.keyframeOf.set(index, got);
+        if (this.keyframeOf.size > 20000) this.keyframeOf.clear();
+        if (this.cache.has(got)) bitmap.close();
+        else {
+          this.cache.set(got, bitmap);
+          this.evict();
+        }
+        return { index: got, bitmap: this.cache.get(got) };
+      });
+  }
+
   evict() {
     while (this.cache.size > this.keep) {
       const [oldest, bitmap] = this.cache.entries().next().value;
@@ -65,9 +97,13 @@ export class FrameSource {
     }
   }
 
-  /** Ask for frame `index` to be displayed; `paint(index, bitmap)` runs for the newest ready one. */
-  show(index, paint) {
+  /**
+   * Ask for frame `index` to be displayed; `paint(index, bitmap)` runs for the newest ready one.
+   * With `near`, a keyframe before it will do (scrubbing); paint then gets the keyframe's index.
+   */
+  show(index, paint, { near = false } = {}) {
     this.wanted = index;
+    this.wantNear = near;
     const ready = this.peek(index);
     if (ready) {
       paint(index, ready);
@@ -77,17 +113,23 @@ export class FrameSource {
     this.busy = true;
     const next = () => {
       const target = this.wanted;
-      this.load(target)
-        .then((bitmap) => {
-          if (this.wanted === target || !this.cache.has(this.wanted)) paint(target, bitmap);
+      const near = this.wantNear;
+      const request = near
+        ? this.loadNear(target)
+        : this.load(target).then((bitmap) => ({ index: target, bitmap }));
+      request
+        .then((got) => {
+          if (this.wanted === target || !this.cache.has(this.wanted)) paint(got.index, got.bitmap);
         })
         .catch(() => {})
         .finally(() => {
-          if (this.wanted !== target && !this.cache.has(this.wanted)) next();
+          // Done when the newest wish is what was just fetched (same frame, same exactness) or is
+          // in the cache; otherwise fetch that (e.g. the exact frame once a scrub is released).
+          const latest = this.peek(this.wanted);
+          if (!latest && !(this.wanted === target && near === this.wantNear)) next();
           else {
             this.busy = false;
-            const latest = this.peek(this.wanted);
-            if (this.wanted !== target && latest) paint(this.wanted, latest);
+            if (latest && (this.wanted !== target || near)) paint(this.wanted, latest);
           }
         });
     };

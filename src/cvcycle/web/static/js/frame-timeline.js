@@ -12,7 +12,14 @@ const LANE = 18;
 export class FrameTimeline {
   constructor(
     canvas,
-    { frameCount, onSeek = () => {}, onSelectSegment = () => {}, onSelectTrack = () => {}, colorOf = () => PALETTE[1] },
+    {
+      frameCount,
+      onSeek = () => {},
+      onScrubEnd = () => {},
+      onSelectSegment = () => {},
+      onSelectTrack = () => {},
+      colorOf = () => PALETTE[1],
+    },
   ) {
     this.canvas = canvas;
     this.ctx = canvas.getContext("2d");
@@ -20,6 +27,7 @@ export class FrameTimeline {
     this.onSeek = onSeek;
     this.onSelectSegment = onSelectSegment;
     this.onSelectTrack = onSelectTrack;
+    this.onScrubEnd = onScrubEnd;
     this.colorOf = colorOf;
     this.frame = 0;
     this.viewStart = 0;
@@ -36,7 +44,10 @@ export class FrameTimeline {
     this.resizeObserver.observe(canvas.parentElement);
     canvas.addEventListener("pointerdown", (e) => this.pointerDown(e));
     canvas.addEventListener("pointermove", (e) => this.pointerMove(e));
-    canvas.addEventListener("pointerup", () => (this.scrubbing = false));
+    canvas.addEventListener("pointerup", () => {
+      this.scrubbing = false;
+      this.onScrubEnd(this.frame);
+    });
     canvas.addEventListener("wheel", (e) => this.wheel(e), { passive: false });
     this.resize();
   }
