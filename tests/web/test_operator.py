@@ -78,6 +78,7 @@ def test_inaccurate_detection_corrected_by_dragging_a_box(
     x, y, w, h = report["box"]
     assert abs(x - 80) < 4 and abs(y - 60) < 4 and abs(w - 80) < 4 and abs(h - 120) < 4  # 320x240 image
     expect(page.locator(".box.report")).to_have_count(1)
+    expect(page.locator(".detections li.selected")).to_contain_text(str(boxes))  # still the box reported on
     screenshot(page, "operator-inaccurate-box")
     assert page.errors == []
 

@@ -226,6 +226,17 @@ export async function mount(root, params) {
       replace(card, errorBox(err));
     }
   }
+  /** Reload the open card (new verdicts on it), keeping the operator's choice of box. */
+  async function refreshCard(id) {
+    try {
+      const loaded = await api.get(`/api/events/${id}`);
+      if (selectedId !== id || stage.drawing) return;
+      detail = loaded;
+      renderCard();
+    } catch (err) {
+      status.replaceChildren(errorBox(err));
+    }
+  }
   function pickDetection(index) {
     if (!detail || index >= detail.detections.length) return;
     selectedDetection = index;
@@ -297,10 +308,7 @@ export async function mount(root, params) {
       applyVerdict(id, record.id, record.type);
       status.replaceChildren(h("span", { class: "notice" }, `Reported ${VERDICT_LABELS[record.type]} on event #${id}${record.task_id ? ` → annotation task #${record.task_id}` : ""}.`));
       queueRender();
-      if (selectedId === id) {
-        detail = await api.get(`/api/events/${id}`);
-        renderCard();
-      }
+      if (selectedId === id) await refreshCard(id);
     } catch (err) {
       status.replaceChildren(errorBox(err));
     }
@@ -383,7 +391,7 @@ export async function mount(root, params) {
       const verdict = JSON.parse(message.data);
       lastReportId = Math.max(lastReportId ?? 0, verdict.report_id);
       if (!applyVerdict(verdict.event_id, verdict.report_id, verdict.type)) return;
-      if (selectedId === verdict.event_id && !stage.drawing) select(verdict.event_id);
+      if (selectedId === verdict.event_id && !stage.drawing) refreshCard(verdict.event_id);
     });
   }
   if (!closed) follow();
