@@ -41,6 +41,7 @@ lint: install
 
 bench: install browser
 	$(BIN)/python bench/datasets.py
+	$(BIN)/python bench/serving.py
 	$(BIN)/python bench/ui.py
 
 clean:

@@ -67,6 +67,8 @@ class ModelInstance:
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
+        # Idle intra-op threads would spin for work and take the cores the protocol threads need.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except ORT_ERRORS as exc:

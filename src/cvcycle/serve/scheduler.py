@@ -7,6 +7,11 @@ differ only in the batch axis, up to ``max_batch_size``; it stops early once the
 largest ``preferred_batch_size`` and waits for more at most ``max_queue_delay_microseconds`` after
 the oldest request arrived. Outputs are split back per request along the batch axis.
 
+Handing a request to a worker thread costs two thread wake-ups (there and back), which on a busy
+CPU box is more than a small model takes to run. So when a version's runs take less than
+``INLINE_BELOW_NS`` on average, nothing is queued and no worker is busy, the request runs at once
+on the calling thread; sessions are safe to run from several threads.
+
 A retired scheduler (its version was unloaded or replaced) refuses new requests with
 ``VersionRetired`` and finishes the ones it holds, so a swap drops nothing: the caller resolves the
 version again and lands on the new one.
@@ -31,6 +36,9 @@ log = logging.getLogger("cvcycle.serve")
 
 #: Runs the model on feeds; returns every output by name. One per model instance.
 Runner = Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
+
+#: Runs shorter than this on average are done on the calling thread when the version is idle.
+INLINE_BELOW_NS = 100_000
 
 
 class VersionRetired(Exception):
@@ -81,6 +89,9 @@ class Scheduler:
         self._queue: deque[Job] = deque()
         self._ready = threading.Condition()
         self._retired = False
+        self._busy = 0  # workers executing a batch now
+        self._mean_run_ns: float | None = None  # moving average of the runs' compute time
+        self._inline_runner = runners[0]
         if self.batching is not None:
             fitting = [size for size in self.batching.preferred_batch_size if size <= max_batch_size]
             self._target = max(fitting, default=max_batch_size)
@@ -97,9 +108,18 @@ class Scheduler:
         with self._ready:
             if self._retired:
                 raise VersionRetired(self.label)
-            self._queue.append(job)
-            self._ready.notify()
+            inline = (
+                self._mean_run_ns is not None
+                and self._mean_run_ns < INLINE_BELOW_NS
+                and not self._queue
+                and self._busy == 0
+            )
+            if not inline:
+                self._queue.append(job)
+                self._ready.notify()
         self.statistics.change_pending(1)
+        if inline:
+            self._execute(self._inline_runner, [job])
         return job.future
 
     def retire(self, wait: bool = False) -> None:
@@ -118,7 +138,11 @@ class Scheduler:
             jobs = self._next_batch()
             if not jobs:
                 return
-            self._execute(runner, jobs)
+            try:
+                self._execute(runner, jobs)
+            finally:
+                with self._ready:
+                    self._busy -= 1
 
     def _next_batch(self) -> list[Job]:
         with self._ready:
@@ -127,6 +151,7 @@ class Scheduler:
                     return []
                 self._ready.wait()
             first = self._queue.popleft()
+            self._busy += 1
             if self.batching is None:
                 return [first]
             jobs = [first]
@@ -179,6 +204,9 @@ class Scheduler:
             self.statistics.change_pending(-len(jobs))
             return
         done = time.perf_counter_ns()
+        run_ns = infer_done - inputs_done
+        mean = self._mean_run_ns
+        self._mean_run_ns = run_ns if mean is None else 0.9 * mean + 0.1 * run_ns
         self.statistics.record_execution(
             ExecutionTimes(
                 batch_size=sum(job.batch_size for job in jobs),
