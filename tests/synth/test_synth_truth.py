@@ -7,6 +7,7 @@ from collections import defaultdict
 import numpy as np
 import pytest
 
+from cvcycle.errors import InvalidInput
 from cvcycle.synth import (
     ACTIONS,
     CLASSES,
@@ -158,3 +159,19 @@ def test_people_further_away_are_smaller(lighting: str) -> None:
                 correlations.append(np.corrcoef(feet, [b.h for b in standing])[0, 1])
     # Perspective: feet higher in the image (further away) go with a shorter box.
     assert correlations and np.median(correlations) > 0.8
+
+
+def test_empty_rooms_have_dogs_and_nothing_to_find() -> None:
+    specs = generate_clips(5, "night", dogs=True, seed=4, seconds=1.0, empty_share=0.4)
+    empty = [s for s in specs if not s.people]
+    assert [s.name for s in empty] == ["night-dogs-empty-s4-c2", "night-dogs-empty-s4-c4"]
+    for spec in empty:
+        assert spec.boxes == () and spec.segments == () and spec.attributes["people"] == "0"
+        masks = list(render_label_frames(spec))
+        assert all(((m > 0) & (m < DOG_LABEL_BASE)).sum() == 0 for m in masks)  # no person pixels
+        assert any((m >= DOG_LABEL_BASE).sum() > 50 for m in masks)  # the dogs are there
+    # Clips that are not empty are the clips the same seed gives without empty rooms.
+    plain = generate_clips(5, "night", dogs=True, seed=4, seconds=1.0)
+    assert [s for s in specs if s.people] == [plain[0], plain[1], plain[3]]
+    with pytest.raises(InvalidInput, match="empty_share"):
+        generate_clips(1, "day", empty_share=1.5)

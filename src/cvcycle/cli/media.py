@@ -76,6 +76,9 @@ def register(app: typer.Typer) -> None:
         dogs: bool = typer.Option(False, "--dogs/--no-dogs", help="Add dogs (hard negatives, no boxes)."),
         seed: int = typer.Option(0, "--seed", help="Seed: the same seed gives the same clips."),
         seconds: float = typer.Option(8.0, "--seconds", min=0.1, help="Length of each clip (10 fps)."),
+        empty_share: float = typer.Option(
+            0.0, "--empty-share", min=0.0, max=1.0, help="Share of clips with no people (dogs only, if any)."
+        ),
         out: Path | None = typer.Option(None, "--out", help="Also write the MP4s and a COCO export here."),
         as_json: bool = JsonOption,
     ) -> None:
@@ -90,6 +93,7 @@ def register(app: typer.Typer) -> None:
                 dogs=dogs,
                 seed=seed,
                 seconds=seconds,
+                empty_share=empty_share,
                 out_dir=out,
                 progress=progress,
             )

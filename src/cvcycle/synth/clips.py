@@ -65,9 +65,14 @@ def generate_clips(
     height: int = 240,
     fps: int = 10,
     seconds: float = 8.0,
+    empty_share: float = 0.0,
 ) -> list[ClipSpec]:
     """``n`` clip specs with exact ground truth; clip ``i`` depends only on ``(seed, lighting, dogs, i)``
-    (and the frame geometry), so asking for more clips never changes the first ones."""
+    (and the frame geometry), so asking for more clips never changes the first ones.
+
+    ``empty_share`` of the clips (every ``1/empty_share``-th, rounded) show the room with no
+    people: frames where any detection is false, to measure false positives per frame.
+    """
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise InvalidInput(f"n must be a positive integer, got {n!r}")
     if isinstance(seed, bool) or not isinstance(seed, int):
@@ -76,18 +81,22 @@ def generate_clips(
         raise InvalidInput(f"dogs must be True or False, got {dogs!r}")
     if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not 0 < seconds < math.inf:
         raise InvalidInput(f"seconds must be a positive number, got {seconds!r}")
+    if isinstance(empty_share, bool) or not isinstance(empty_share, int | float) or not 0 <= empty_share <= 1:
+        raise InvalidInput(f"empty_share must be a number from 0 to 1, got {empty_share!r}")
     num_frames = round(seconds * fps) if isinstance(fps, int) and not isinstance(fps, bool) else 0
     _check(lighting, width, height, fps, num_frames)
     specs = []
     for i in range(n):
         cseed = clip_seed(seed, lighting, dogs, i)
-        world = build_world(cseed, lighting, dogs, width, height, fps, num_frames)
-        name = f"{lighting}{'-dogs' if dogs else ''}-s{seed}-c{i}"
-        specs.append(_spec(world, name, dogs))
+        # Spread evenly: clip i is empty when the running count of empty clips steps up at i.
+        empty = math.floor((i + 1) * empty_share + 1e-9) > math.floor(i * empty_share + 1e-9)
+        world = build_world(cseed, lighting, dogs, width, height, fps, num_frames, people=not empty)
+        name = f"{lighting}{'-dogs' if dogs else ''}{'-empty' if empty else ''}-s{seed}-c{i}"
+        specs.append(_spec(world, name, dogs, people=not empty))
     return specs
 
 
-def _spec(world: World, name: str, dogs: bool) -> ClipSpec:
+def _spec(world: World, name: str, dogs: bool, people: bool = True) -> ClipSpec:
     boxes: list[Box] = []
     for t in range(world.num_frames):
         labels = world.labels[draw_slots(world, t)]
@@ -121,6 +130,7 @@ def _spec(world: World, name: str, dogs: bool) -> ClipSpec:
         boxes=tuple(boxes),
         segments=segments,
         attributes=attributes,
+        people=people,
     )
 
 
@@ -137,7 +147,14 @@ def _mask_box(mask: npt.NDArray[np.bool_]) -> tuple[float, float, float, float] 
 def _world(spec: ClipSpec) -> World:
     _check(spec.lighting, spec.width, spec.height, spec.fps, spec.num_frames)
     return build_world(
-        spec.seed, spec.lighting, spec.dogs, spec.width, spec.height, spec.fps, spec.num_frames
+        spec.seed,
+        spec.lighting,
+        spec.dogs,
+        spec.width,
+        spec.height,
+        spec.fps,
+        spec.num_frames,
+        people=spec.people,
     )
 
 

@@ -68,3 +68,4 @@ class ClipSpec:
     segments: tuple[Segment, ...]
     # Left out of the hash (dicts are unhashable) so specs can still be set members and dict keys.
     attributes: dict[str, str] = field(hash=False)
+    people: bool = True  # False: an empty room (dogs only, if any), nothing to detect

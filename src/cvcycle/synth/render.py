@@ -60,22 +60,33 @@ class World:
 
 
 def build_world(
-    seed: int, lighting: str, dogs: bool, width: int, height: int, fps: int, num_frames: int
+    seed: int,
+    lighting: str,
+    dogs: bool,
+    width: int,
+    height: int,
+    fps: int,
+    num_frames: int,
+    people: bool = True,
 ) -> World:
-    """The whole scene of one clip; a pure function of its arguments."""
+    """The whole scene of one clip; a pure function of its arguments.
+
+    ``people=False`` leaves the room empty of people (dogs only, if any): frames with nothing to
+    find, where every detection is a false positive.
+    """
     # Independent streams per stage, so e.g. the room's draws do not shift who falls when.
     cam_rng, room_rng, people_rng, dog_rng, light_rng, ir_rng = (
         np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(6)
     )
     cam, shape = make_camera(cam_rng, width, height)
     room = build_room(room_rng, cam, shape, lighting)
-    people = make_people(people_rng, cam, shape, room.depth, num_frames, fps)
+    people_tracks = make_people(people_rng, cam, shape, room.depth, num_frames, fps) if people else ()
     dog_tracks = make_dogs(dog_rng, cam, shape, room.depth, num_frames, fps) if dogs else ()
     light = make_light(light_rng, lighting, width, height, room.lamps, room.windows)
 
     palette = np.zeros((256, 3), np.float32)
     labels = np.zeros(256, np.uint8)
-    for k, person in enumerate(people):
+    for k, person in enumerate(people_tracks):
         base = 1 + k * PERSON_SLOTS
         palette[base : base + PERSON_SLOTS] = person.colours
         labels[base : base + PERSON_SLOTS] = person.track_id
@@ -84,7 +95,7 @@ def build_world(
         palette[base : base + DOG_SLOTS] = dog.colours
         labels[base : base + DOG_SLOTS] = DOG_LABEL_BASE + dog.index
     if light.gray:
-        _infrared(ir_rng, palette, len(people), dog_tracks, light.colour)
+        _infrared(ir_rng, palette, len(people_tracks), dog_tracks, light.colour)
     background = light.shade(room.albedo, light.illum, light.glow)
     return World(
         seed,
@@ -95,7 +106,7 @@ def build_world(
         num_frames,
         cam,
         room,
-        people,
+        people_tracks,
         dog_tracks,
         light,
         palette,
