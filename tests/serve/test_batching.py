@@ -38,7 +38,9 @@ class HeldRunner:
         return {"y": feeds["x"] * 2}
 
 
-def scheduler(runners: list[Any], batching: BatchingPolicy | None, max_batch_size: int = 8) -> Scheduler:
+def scheduler(
+    runners: list[Any], batching: BatchingPolicy | None, max_batch_size: int = 8, inline_below_ns: int = 0
+) -> Scheduler:
     return Scheduler(
         "m/1",
         runners,
@@ -46,6 +48,7 @@ def scheduler(runners: list[Any], batching: BatchingPolicy | None, max_batch_siz
         batching=batching,
         statistics=VersionStatistics("m", 1),
         run_error=describe_run_error,
+        inline_below_ns=inline_below_ns,
     )
 
 
@@ -110,6 +113,22 @@ def test_without_dynamic_batching_each_request_runs_alone() -> None:
     for f in fill_while_held(s, runner, [rows(1), rows(2), rows(3)]):
         f.result()
     assert runner.batches == [1, 1, 1, 1]
+
+
+def test_cheap_runs_execute_on_the_calling_thread_when_idle() -> None:
+    threads: list[str] = []
+
+    def runner(feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        threads.append(threading.current_thread().name)
+        return {"y": feeds["x"]}
+
+    s = scheduler([runner], BatchingPolicy(), inline_below_ns=10**12)  # every run counts as cheap
+    s.submit({"x": rows(1)}, 1).result()  # no average yet: a worker runs it
+    future = s.submit({"x": rows(2)}, 1)
+    assert future.done() and threads == ["m/1#0", threading.current_thread().name]
+    np.testing.assert_array_equal(future.result()["y"], rows(2))
+    assert s.statistics.to_json()["execution_count"] == 2
+    s.retire(wait=True)
 
 
 def test_instances_run_at_the_same_time() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 import time
@@ -249,3 +250,37 @@ def test_serve_imports_neither_torch_nor_the_database() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_http_app_alone_polls_while_it_runs(publish: Any, affine: Affine, repo: Path) -> None:
+    """``create_app``: the HTTP app by itself under uvicorn, as the demo runs it."""
+    import threading
+
+    import uvicorn
+
+    from cvcycle.serve import create_app
+
+    publish("affine", 1, affine(1.0, 0.0))
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(repo, poll_interval=0.05), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        c = triton.InferenceServerClient(url=f"127.0.0.1:{port}")
+        deadline = time.monotonic() + 30
+        while not server.started:
+            assert time.monotonic() < deadline and thread.is_alive(), "the app did not start"
+            time.sleep(0.01)
+        assert c.is_model_ready("affine", "1")
+        publish("affine", 2, affine(2.0, 0.0))
+        while not c.is_model_ready("affine", "2"):
+            assert time.monotonic() < deadline, "version 2 was never picked up"
+            time.sleep(0.02)
+        assert c.get_model_metadata("affine")["versions"] == ["2"]
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)

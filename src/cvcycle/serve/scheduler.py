@@ -79,6 +79,7 @@ class Scheduler:
         batching: BatchingPolicy | None,
         statistics: VersionStatistics,
         run_error: Callable[[Exception], ExecutionError | None],
+        inline_below_ns: int = INLINE_BELOW_NS,
     ) -> None:
         self.label = label
         self.max_batch_size = max_batch_size
@@ -92,6 +93,7 @@ class Scheduler:
         self._busy = 0  # workers executing a batch now
         self._mean_run_ns: float | None = None  # moving average of the runs' compute time
         self._inline_runner = runners[0]
+        self._inline_below_ns = inline_below_ns
         if self.batching is not None:
             fitting = [size for size in self.batching.preferred_batch_size if size <= max_batch_size]
             self._target = max(fitting, default=max_batch_size)
@@ -110,7 +112,7 @@ class Scheduler:
                 raise VersionRetired(self.label)
             inline = (
                 self._mean_run_ns is not None
-                and self._mean_run_ns < INLINE_BELOW_NS
+                and self._mean_run_ns < self._inline_below_ns
                 and not self._queue
                 and self._busy == 0
             )
