@@ -302,8 +302,8 @@ def _scrub(bench: UiBench, task: int, seconds: float) -> dict[str, Any]:
     begin = time.perf_counter()
     for i in range(1, moves + 1):
         # Back and forth over the whole timeline, so requests keep landing on new GOPs; the drag
-        # ends part-way (at 30%), on a frame that was not stored at ingest.
-        phase = (i / moves) * 2.3
+        # ends part-way (at 31%), on a frame that is neither stored nor a keyframe.
+        phase = (i / moves) * 2.3137
         fraction = phase % 2 if phase % 2 <= 1 else 2 - phase % 2
         page.mouse.move(box["x"] + 2 + fraction * (box["width"] - 4), y)
         lag = begin + i / 60 - time.perf_counter()
