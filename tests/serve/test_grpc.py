@@ -147,6 +147,16 @@ def test_errors_name_their_cause(
     message = error_of(lambda: infer_affine(c, sample, version="7"))
     assert "model 'affine' has no version 7" in message
 
+    tensor = triton.InferInput("x", [2, 4], "FP32")
+    tensor.set_data_from_numpy(sample)
+    top = [triton.InferRequestedOutput("y", class_count=2)]
+    message = error_of(lambda: c.infer("affine", [tensor], outputs=top))
+    assert "output 'y' asks for 'classification': the classification extension is not supported" in message
+    shared = triton.InferInput("x", [2, 4], "FP32")
+    shared.set_shared_memory("region", 32)
+    message = error_of(lambda: c.infer("affine", [shared]))
+    assert "input 'x' asks for 'shared_memory_region': the shared memory" in message
+
 
 def test_statistics_and_metrics_count_requests(
     serve: Any, publish: Any, affine: Affine, sample: np.ndarray

@@ -160,6 +160,14 @@ def test_errors_name_their_cause(serve: Any, publish: Any, affine: Affine, sampl
     message = error_of(lambda: infer_affine(c, sample, outputs=[triton.InferRequestedOutput("boxes")]))
     assert "has no output 'boxes'; its outputs are y, total" in message
 
+    top = [triton.InferRequestedOutput("y", class_count=2)]
+    message = error_of(lambda: infer_affine(c, sample, outputs=top))
+    assert "output 'y' asks for 'classification': the classification extension is not supported" in message
+    shared = triton.InferInput("x", [2, 4], "FP32")
+    shared.set_shared_memory("region", 32)
+    message = error_of(lambda: c.infer("affine", [shared]))
+    assert "input 'x' asks for 'shared_memory_region': the shared memory" in message
+
     message = error_of(lambda: infer_affine(c, sample, version="9"))
     assert "model 'affine' has no version 9" in message and "ready: 1" in message
 

@@ -28,6 +28,7 @@ from cvcycle.serve.protocol import (
     InferRequest,
     InputTensor,
     ProtocolError,
+    refuse_unsupported,
     tensor_bytes,
     tensor_from_bytes,
     text_array,
@@ -84,6 +85,7 @@ def parse_grpc_request(request: Any) -> InferRequest:
         if tensor.name in seen:
             raise ProtocolError(f"input {tensor.name!r} appears twice in the request")
         seen.add(tensor.name)
+        refuse_unsupported(tensor.parameters, f"input {tensor.name!r}")
         shape = tuple(int(d) for d in tensor.shape)
         if any(d < 0 for d in shape):
             raise ProtocolError(f"input {tensor.name!r}: shape {list(shape)} has a negative dimension")
@@ -91,6 +93,8 @@ def parse_grpc_request(request: Any) -> InferRequest:
             inputs.append(tensor_from_bytes(tensor.name, tensor.datatype, shape, raw[i]))
         else:
             inputs.append(_from_contents(tensor, shape))
+    for output in request.outputs:
+        refuse_unsupported(output.parameters, f"output {output.name!r}")
     outputs = [output.name for output in request.outputs] or None
     return InferRequest(id=request.id or None, inputs=inputs, outputs=outputs)
 

@@ -70,6 +70,23 @@ class ProtocolError(CvcycleError):
 
 DATATYPES = (*NUMPY_DTYPES, "BYTES")
 
+#: Tensor parameters of Triton extensions this server does not implement -> the extension's name.
+UNSUPPORTED_PARAMETERS = {
+    "shared_memory_region": "shared memory (system and CUDA)",
+    "classification": "classification",
+}
+
+
+def refuse_unsupported(parameters: Any, what: str) -> None:
+    """ProtocolError naming the extension when a tensor asks for one the server does not have."""
+    for key, extension in UNSUPPORTED_PARAMETERS.items():
+        if key in parameters:
+            raise ProtocolError(
+                f"{what} asks for {key!r}: the {extension} extension is not supported by cvcycle serve; "
+                "send the tensor in the request"
+                + (" and classify on the client" if key == "classification" else "")
+            )
+
 
 def deserialize_bytes(buffer: bytes | memoryview, count: int, what: str) -> np.ndarray:
     """``count`` length-prefixed elements as an object array of str; ProtocolError if they do not fit."""
@@ -202,7 +219,9 @@ def parse_infer_request(body: bytes, header_length: str | None) -> InferRequest:
             if not isinstance(raw, dict) or not isinstance(raw.get("name"), str):
                 raise ProtocolError("every requested output needs a 'name'")
             outputs.append(raw["name"])
-            flag = _parameters(raw, f"output {raw['name']!r}").get("binary_data")
+            output_parameters = _parameters(raw, f"output {raw['name']!r}")
+            refuse_unsupported(output_parameters, f"output {raw['name']!r}")
+            flag = output_parameters.get("binary_data")
             if flag is not None:
                 binary_outputs[raw["name"]] = bool(flag)
     request_id = header.get("id")
@@ -239,7 +258,9 @@ def _parse_input(raw: Any, binary: memoryview, offset: int) -> tuple[InputTensor
             f"input {name!r}: datatype {datatype!r} is not supported; supported: {', '.join(DATATYPES)}"
         )
     count = int(np.prod(shape, dtype=np.int64))
-    size = _parameters(raw, f"input {name!r}").get("binary_data_size")
+    input_parameters = _parameters(raw, f"input {name!r}")
+    refuse_unsupported(input_parameters, f"input {name!r}")
+    size = input_parameters.get("binary_data_size")
     if datatype == "BYTES":
         return _parse_bytes_input(raw, name, shape, count, size, binary, offset)
     dtype = NUMPY_DTYPES[datatype]
