@@ -25,7 +25,7 @@ def find_model(repository: ModelRepository, name: str) -> ModelEntry:
     entry = repository.models.get(name)
     if entry is not None:
         return entry
-    if (repository.root / name).is_dir() and not name.startswith("."):
+    if not name.startswith(".") and "/" not in name and (repository.root / name).is_dir():
         why = (
             "it was unloaded"
             if repository.was_unloaded(name)
