@@ -75,9 +75,9 @@ def add_synthetic_clips(
 ) -> SynthResult:
     """Render ``clips`` clips, ingest them into ``name`` and add their exact boxes and fall segments.
 
-    Each clip lasts ``seconds`` (at 10 fps); ``empty_share`` of them show no people. Clips already in the dataset (same seed and settings)
-    are left as they are. With ``out_dir``
-    the MP4s go to ``out_dir/videos`` and a COCO export of their frames to ``out_dir``.
+    Each clip lasts ``seconds`` (at 10 fps); ``empty_share`` of them show no people. Clips already
+    in the dataset (same seed and settings) are left as they are. With ``out_dir`` the MP4s go to
+    ``out_dir/videos`` and a COCO export of their frames to ``out_dir``.
     """
     specs = generate_clips(clips, lighting, dogs, seed, seconds=seconds, empty_share=empty_share)
     summary: list[dict[str, Any]] = []

@@ -199,7 +199,8 @@ def _pin_init_from(session: Session, resolved: ResolvedConfig) -> ResolvedConfig
     version = resolve_model_ref(session, config.init_from)
     if version.adapter != config.adapter:
         raise InvalidInput(
-            f"init_from {config.init_from} is a {version.adapter!r} model; this run trains {config.adapter!r}",
+            f"init_from {config.init_from} is a {version.adapter!r} model; "
+            f"this run trains {config.adapter!r}",
             hint="start from a version of the same adapter",
         )
     pinned = f"{version.name}@{version.version}"
