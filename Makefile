@@ -41,6 +41,7 @@ lint: install
 
 bench: install browser
 	$(BIN)/python bench/datasets.py
+	$(BIN)/python bench/detector.py --seeds 1 2 3
 	$(BIN)/python bench/serving.py
 	$(BIN)/python bench/ui.py
 

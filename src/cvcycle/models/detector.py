@@ -296,7 +296,13 @@ class _Training:
                 )
             if self.out_of_time():
                 break
-        return {"epoch": float(epoch), "train_loss": total / max(done, 1), "lr": lr, "steps": float(done)}
+        return {
+            "epoch": float(epoch),
+            "train_loss": total / max(done, 1),
+            "lr": lr,
+            "steps": float(done),
+            "seconds": round(self.elapsed(), 3),  # since training began, at the end of this epoch
+        }
 
     def end_epoch(self, epoch: int, metrics: dict[str, float]) -> None:
         """Validate the averaged weights, keep them if they are the best yet, report the epoch."""
