@@ -12,7 +12,16 @@ from typing import Any, ParamSpec, TypeVar
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TransferSpeedColumn,
+)
 
 from cvcycle.db import Database, open_database
 from cvcycle.errors import CvcycleError
@@ -57,18 +66,22 @@ def print_json(data: Any) -> None:
 
 
 @contextmanager
-def file_progress(enabled: bool = True) -> Iterator[Callable[[str, int, int | None], None] | None]:
-    """A Rich progress bar fed by the (description, done, total) callbacks of long services."""
-    if not enabled or not console.is_terminal:
+def file_progress(
+    enabled: bool = True, *, in_bytes: bool = False, terminal: Console | None = None
+) -> Iterator[Callable[[str, int, int | None], None] | None]:
+    """A Rich progress bar fed by the (description, done, total) callbacks of long services.
+
+    Counts items, or bytes with a transfer speed (``in_bytes``). It is drawn on stderr, and only
+    when ``terminal`` (stdout by default) is a terminal.
+    """
+    if not enabled or not (terminal or console).is_terminal:
         yield None
         return
+    counts: tuple[ProgressColumn, ...] = (
+        (DownloadColumn(), TransferSpeedColumn()) if in_bytes else (MofNCompleteColumn(), TimeElapsedColumn())
+    )
     with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err_console,
-        transient=True,
+        TextColumn("{task.description}"), BarColumn(), *counts, console=err_console, transient=True
     ) as progress:
         tasks: dict[str, Any] = {}
 

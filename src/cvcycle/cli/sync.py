@@ -5,16 +5,13 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import typer
 from rich.logging import RichHandler
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
-from cvcycle.cli.common import console, database, err_console, handle_errors, print_json, store
+from cvcycle.cli.common import console, database, err_console, file_progress, handle_errors, print_json, store
 
 
 def register(app: typer.Typer) -> None:
@@ -63,7 +60,7 @@ def register(app: typer.Typer) -> None:
             "max_batch_size": max_batch_size,
             "load_timeout": load_timeout,
         }
-        with _byte_progress(not as_json) as progress:
+        with file_progress(not as_json, in_bytes=True, terminal=err_console) as progress:
             if watch is None:
                 report = sync_alias(database(), store(), repo, alias, progress=progress, **options)
                 if as_json:
@@ -120,27 +117,3 @@ def _log_changes() -> None:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     logging.basicConfig(level=logging.WARNING, handlers=[handler])
     logging.getLogger("cvcycle.registry.sync").setLevel(logging.INFO)
-
-
-@contextmanager
-def _byte_progress(enabled: bool) -> Iterator[Callable[[str, int, int | None], None] | None]:
-    """A Rich progress bar in bytes for the copies, on a terminal only."""
-    if not enabled or not err_console.is_terminal:
-        yield None
-        return
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        console=err_console,
-        transient=True,
-    ) as bar:
-        tasks: dict[str, Any] = {}
-
-        def update(description: str, done: int, total: int | None) -> None:
-            if description not in tasks:
-                tasks[description] = bar.add_task(description, total=total)
-            bar.update(tasks[description], completed=done, total=total)
-
-        yield update
