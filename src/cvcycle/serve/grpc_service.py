@@ -222,13 +222,22 @@ class InferenceService(service_pb2_grpc.GRPCInferenceServiceServicer):
         return await self._answer(context, answer)
 
 
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop's loop where it is installed (less CPU per call than asyncio's), else asyncio's."""
+    try:
+        import uvloop
+    except ImportError:  # not built for Windows
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
 class GrpcServer:
     """The gRPC service on its own event loop in a background thread."""
 
     def __init__(self, repository: ModelRepository, host: str, port: int) -> None:
         self.repository = repository
         self.address = f"{host}:{port}"
-        self._loop = asyncio.new_event_loop()
+        self._loop = new_event_loop()
         self._server: Any = None
         self._started = threading.Event()
         self._stopping: asyncio.Event | None = None

@@ -7,6 +7,7 @@ embedding); ``run_server`` runs them until SIGINT or SIGTERM. The flags mirror T
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import signal
 import threading
@@ -25,6 +26,11 @@ from cvcycle.serve.statistics import StatisticsBook, TritonMetrics
 
 log = logging.getLogger("cvcycle.serve")
 
+#: uvloop and httptools (dependencies; uvloop is not built for Windows) take about 40% less CPU
+#: per HTTP request than asyncio's loop and h11.
+HTTP_LOOP = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
+HTTP_PARSER = "httptools"
+
 
 @dataclass
 class ServerOptions:
@@ -38,7 +44,7 @@ class ServerOptions:
     control_mode: str = "poll"
     load_models: list[str] = field(default_factory=list)
     poll_interval: float = 2.0
-    session_threads: int = 0  # ONNX Runtime intra-op threads per instance (0: its default)
+    session_threads: int = 0  # ONNX Runtime intra-op threads per instance (0: CPUs / instances)
 
 
 class InferenceServer:
@@ -100,7 +106,14 @@ class InferenceServer:
         import uvicorn
 
         config = uvicorn.Config(
-            self.app, host=host, port=port, log_level="warning", access_log=False, lifespan="off"
+            self.app,
+            host=host,
+            port=port,
+            loop=HTTP_LOOP,
+            http=HTTP_PARSER,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
         )
         self._uvicorn = uvicorn.Server(config)
         self._http_thread = threading.Thread(target=self._uvicorn.run, name="http", daemon=True)
