@@ -16,7 +16,10 @@ HELP = {
     "control_mode": f"Model control mode: {' or '.join(CONTROL_MODES)} (as Triton's --model-control-mode).",
     "load_model": "In explicit mode, a model to load at start (repeatable; '*' for all).",
     "poll_interval": "Seconds between repository polls in poll mode (0: load once, never poll).",
-    "session_threads": "ONNX Runtime intra-op threads per model instance (0: its default).",
+    "session_threads": (
+        "ONNX Runtime intra-op threads per model instance, where config.pbtxt sets no "
+        "intra_op_thread_count (0: the CPUs divided among the model's instances)."
+    ),
 }
 
 

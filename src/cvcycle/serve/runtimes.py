@@ -7,10 +7,18 @@ TensorRT plans are tied to the GPU they were built for, so a ``tensorrt_plan`` m
 in ``cc_model_filenames`` by the compute capability of the GPU this box has, with no silent
 fallback to another GPU's plan: with no GPU, no matching plan or no TensorRT runtime, the load
 fails and says which (e.g. "no GPU present; cc_model_filenames has 8.6, 8.9").
+
+Threads: each ONNX Runtime session gets ``intra_op_thread_count`` intra-op threads when the
+config's ``parameters`` set it (Triton's onnxruntime backend parameter), else the server's
+``--session-threads``, else the box's CPUs divided among the version's instances, so that
+``instance_group [ { count: 2 } ]`` on two cores runs two one-thread sessions side by side instead
+of two sessions of two threads fighting over the cores. ``inter_op_thread_count`` and
+``execution_mode`` (0 sequential, 1 parallel) are honoured as Triton's backend honours them.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -60,13 +68,58 @@ class GraphTensor:
     shape: tuple[int, ...]
 
 
+#: Triton's onnxruntime backend parameters for threads, read from config.pbtxt ``parameters``.
+INTRA_OP_THREADS = "intra_op_thread_count"
+INTER_OP_THREADS = "inter_op_thread_count"
+EXECUTION_MODE = "execution_mode"
+
+
+@dataclass(frozen=True)
+class SessionThreads:
+    """The threads of each ONNX Runtime session of a version (0: ONNX Runtime's default)."""
+
+    intra_op: int
+    inter_op: int = 0
+    parallel: bool = False  # execution_mode 1: independent nodes run at once on the inter-op threads
+
+
+def _count(config: ServedConfig, key: str, allowed: str, most: int | None = None) -> int | None:
+    """A parameter's whole number, None when unset; LoadFailure saying what it must be otherwise."""
+    text = config.parameters.get(key, "").strip()
+    if not text:
+        return None
+    if not (text.isascii() and text.isdigit()) or (most is not None and int(text) > most):
+        raise LoadFailure(f"config.pbtxt parameter {key!r} must be {allowed}, got {config.parameters[key]!r}")
+    return int(text)
+
+
+def session_threads(config: ServedConfig, server_threads: int = 0, cpus: int | None = None) -> SessionThreads:
+    """The threads each instance of ``config`` runs with; LoadFailure naming a parameter that is no count.
+
+    Intra-op threads: the config's ``intra_op_thread_count`` when above 0, else ``server_threads``
+    (``--session-threads``) when above 0, else the CPUs (``cpus``, this box's by default) shared
+    among the instances, at least one each.
+    """
+    intra = _count(config, INTRA_OP_THREADS, "a whole number of threads (0: the server chooses)")
+    if not intra:
+        intra = server_threads
+    if intra <= 0:
+        intra = max(1, (cpus or os.cpu_count() or 1) // max(1, config.instance_count))
+    inter = _count(config, INTER_OP_THREADS, "a whole number of threads (0: ONNX Runtime's default)")
+    mode = _count(config, EXECUTION_MODE, "0 (sequential) or 1 (parallel)", most=1)
+    return SessionThreads(intra, inter or 0, mode == 1)
+
+
 class ModelInstance:
     """One ONNX Runtime session: a model instance that runs feeds and returns every output."""
 
-    def __init__(self, path: Path, threads: int) -> None:
+    def __init__(self, path: Path, threads: SessionThreads) -> None:
         options = ort.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
+        options.intra_op_num_threads = threads.intra_op
+        options.inter_op_num_threads = threads.inter_op
+        if threads.parallel:
+            options.execution_mode = ort.ExecutionMode.ORT_PARALLEL
+        self.threads = threads
         # Idle intra-op threads would spin for work and take the cores the protocol threads need.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
@@ -87,7 +140,10 @@ def _graph_tensor(node: Any) -> GraphTensor:
 
 
 def open_instances(config: ServedConfig, version_dir: Path, threads: int) -> list[ModelInstance]:
-    """The model instances of one version, or LoadFailure naming what is missing or broken."""
+    """The model instances of one version, or LoadFailure naming what is missing or broken.
+
+    ``threads`` is the server's ``--session-threads`` (0: choose), see ``session_threads``.
+    """
     platform = config.platform or config.backend
     if platform in (TENSORRT_PLATFORM, TENSORRT_BACKEND):
         raise LoadFailure(tensorrt_unavailable(config, version_dir))
@@ -99,7 +155,8 @@ def open_instances(config: ServedConfig, version_dir: Path, threads: int) -> lis
     path = version_dir / config.default_model_filename
     if not path.is_file():
         raise LoadFailure(f"{path} does not exist")
-    return [ModelInstance(path, threads) for _ in range(config.instance_count)]
+    chosen = session_threads(config, threads)
+    return [ModelInstance(path, chosen) for _ in range(config.instance_count)]
 
 
 # -- TensorRT ---------------------------------------------------------------------------------------
