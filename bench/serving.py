@@ -2,14 +2,24 @@
 
 Two models: the built-in detector at its default config, randomly initialised and exported through
 its adapter (throughput does not depend on the weights), and a tiny model (x * 2 + 1 on 4 floats).
-Each is published twice into a temporary repository, without and with ``dynamic_batching``, and
-served by a ``python -m cvcycle.serve`` subprocess. Asynchronous official clients
-(``tritonclient.http.aio``, ``tritonclient.grpc.aio``) keep 1, 8 or 32 batch-1 requests in flight
-for a fixed time each. The ceiling is in-process ONNX Runtime on the same inputs at its best batch
-size (measured before and after the server runs, with and without intra-op spinning, best kept);
-every throughput is printed with its ratio to that ceiling, and the p50 latency the server adds at
-concurrency 1 (server p50 minus in-process p50 at batch 1). Each server point is the best of two
-rounds, batching off and on measured back to back, since other jobs may share the machine.
+
+The ceiling is in-process ONNX Runtime on the same inputs, measured in every layout of the CPUs:
+S sessions called side by side from S Python threads with T intra-op threads each, S x T = CPUs
+(1x2 and 2x1 on two CPUs), at every batch size, with and without intra-op spinning, before and
+after the server runs; the best run is the ceiling, and the report says which layout and batch.
+
+Each model is published into a temporary repository without and with ``dynamic_batching``, with
+one instance, and again with as many instances as the best layout of several sessions has (the
+server gives each instance CPUs / instances threads, that layout's T), and served by a ``python -m
+cvcycle.serve`` subprocess. Asynchronous official clients (``tritonclient.http.aio``,
+``tritonclient.grpc.aio``) keep 1, 8 or 32 batch-1 requests in flight for a fixed time each. Every
+throughput is printed with its ratio to the ceiling. For context the report gives the in-process
+batching bound of each layout (its best throughput at batch <= 8 over batch 1) beside the server's
+batching gain at concurrency 8, the CPU per request of the clients and of the server in core-ms at
+concurrency 32, the bound the CPUs put on any server while its clients share them (CPUs / (inference
++ client core-ms)), and how many cores other processes took meanwhile. Each server point is the
+best of two rounds, the variants measured back to back, since other jobs may share the machine.
+All ratios come from one run.
 
     .venv/bin/python bench/serving.py                  # 1.5 s per point and round, 2 rounds
     .venv/bin/python bench/serving.py --seconds 1 --models tiny
@@ -24,9 +34,10 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -102,47 +113,136 @@ def export_detector(path: Path) -> None:
     )
 
 
-def publish(repo: Path, model: BenchModel) -> None:
+@dataclass(frozen=True)
+class Layout:
+    """How in-process ONNX Runtime uses the CPUs: ``sessions`` run side by side, each on ``threads``."""
+
+    sessions: int
+    threads: int
+
+    def __str__(self) -> str:
+        return f"{self.sessions}x{self.threads}"
+
+
+def layouts(cpus: int) -> list[Layout]:
+    """Every way to split the CPUs into equal sessions: 1 x cpus, ..., cpus x 1."""
+    return [Layout(n, cpus // n) for n in range(1, cpus + 1) if cpus % n == 0]
+
+
+def publish(repo: Path, model: BenchModel, layout: Layout | None) -> list[tuple[str, bool, Layout]]:
+    """The model without and with dynamic batching, one instance; and both again with ``layout``'s
+    sessions as instances (the server gives each the CPUs / instances as threads, the layout's).
+    Returns (name, batched, layout) per published model."""
     io = io_from_onnx(model.onnx_bytes)
-    for name, batching in [
-        (model.name, None),
-        # Triton's defaults: no queue delay, batches of whatever is waiting, up to max_batch_size.
-        (f"{model.name}_batched", DynamicBatching()),
-    ]:
-        text = model_config(
-            name, max_batch_size=MAX_BATCH, inputs=io.inputs, outputs=io.outputs, dynamic_batching=batching
-        )
-        write_repository_version(repo, name, 1, model.onnx_bytes, text)
+    single = Layout(1, os.cpu_count() or 1)
+    variants = [(single, "")] + ([(layout, f"_{layout}")] if layout is not None else [])
+    published = []
+    for served, suffix in variants:
+        for batched in (False, True):
+            name = f"{model.name}{'_batched' if batched else ''}{suffix}"
+            text = model_config(
+                name,
+                max_batch_size=MAX_BATCH,
+                inputs=io.inputs,
+                outputs=io.outputs,
+                # Triton's defaults: no queue delay, batches of whatever is waiting, up to max_batch_size.
+                dynamic_batching=DynamicBatching() if batched else None,
+                instance_count=served.sessions,
+            )
+            write_repository_version(repo, name, 1, model.onnx_bytes, text)
+            published.append((name, batched, served))
+    return published
 
 
 # -- in-process ONNX Runtime ------------------------------------------------------------------------
 
 
-def in_process(model: BenchModel, seconds: float) -> tuple[dict[int, float], float]:
-    """Inferences per second at each batch size, and the p50 latency of batch 1 in seconds.
+@dataclass
+class Run:
+    throughput: float  # inferences per second, all sessions together
+    core_ms: float  # process CPU per inference, in milliseconds
+    p50: float  # seconds per call of one session
+
+
+def call_until(
+    session: Any, feeds: dict[str, np.ndarray], start: threading.Barrier, seconds: float, out: list[float]
+) -> None:
+    """Run ``session`` on ``feeds`` for ``seconds`` after ``start``, each call's latency into ``out``."""
+    start.wait()
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        begun = time.perf_counter()
+        session.run(None, feeds)
+        out.append(time.perf_counter() - begun)
+
+
+def run_sessions(model: BenchModel, layout: Layout, spinning: str, seconds: float) -> dict[int, Run]:
+    """``layout.sessions`` sessions called at once from as many Python threads, at each batch size."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = layout.threads
+    options.add_session_config_entry("session.intra_op.allow_spinning", spinning)
+    sessions = [
+        ort.InferenceSession(model.onnx_bytes, options, providers=["CPUExecutionProvider"])
+        for _ in range(layout.sessions)
+    ]
+    runs = {}
+    for batch in BATCH_SIZES:
+        feeds = {model.input_name: np.repeat(model.sample, batch, axis=0)}
+        for session in sessions:
+            session.run(None, feeds)
+        latencies: list[list[float]] = [[] for _ in sessions]
+        start = threading.Barrier(len(sessions) + 1)
+        threads = [
+            threading.Thread(target=call_until, args=(session, feeds, start, seconds / 4, out))
+            for session, out in zip(sessions, latencies, strict=True)
+        ]
+        for thread in threads:
+            thread.start()
+        start.wait()
+        cpu, wall = time.process_time(), time.perf_counter()
+        for thread in threads:
+            thread.join()
+        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        inferences = batch * sum(len(calls) for calls in latencies)
+        runs[batch] = Run(inferences / wall, 1e3 * cpu / inferences, float(np.median(latencies[0])))
+    return runs
+
+
+def in_process(model: BenchModel, seconds: float) -> dict[Layout, dict[int, Run]]:
+    """Every layout at every batch size, its best run of intra-op spinning on and off.
 
     ONNX Runtime's intra-op threads spin by default; the server turns spinning off (it needs the
-    cores for the protocol). Both settings are measured and each batch size keeps its better one.
+    cores for the protocol). With one thread per session there is no pool to spin.
     """
-    throughput: dict[int, float] = {}
-    p50 = float("inf")
-    for spinning in ("1", "0"):
-        options = ort.SessionOptions()
-        options.add_session_config_entry("session.intra_op.allow_spinning", spinning)
-        session = ort.InferenceSession(model.onnx_bytes, options, providers=["CPUExecutionProvider"])
-        for batch in BATCH_SIZES:
-            feeds = {model.input_name: np.repeat(model.sample, batch, axis=0)}
-            session.run(None, feeds)
-            latencies = []
-            deadline = time.perf_counter() + seconds / 4
-            while time.perf_counter() < deadline:
-                start = time.perf_counter()
-                session.run(None, feeds)
-                latencies.append(time.perf_counter() - start)
-            throughput[batch] = max(throughput.get(batch, 0.0), batch * len(latencies) / sum(latencies))
-            if batch == 1:
-                p50 = min(p50, float(np.median(latencies)))
-    return throughput, p50
+    results: dict[Layout, dict[int, Run]] = {}
+    for layout in layouts(os.cpu_count() or 1):
+        best: dict[int, Run] = {}
+        for spinning in ("1", "0") if layout.threads > 1 else ("0",):
+            for batch, run in run_sessions(model, layout, spinning, seconds).items():
+                if batch not in best or run.throughput > best[batch].throughput:
+                    best[batch] = run
+        results[layout] = best
+    return results
+
+
+def merge(a: dict[Layout, dict[int, Run]], b: dict[Layout, dict[int, Run]]) -> dict[Layout, dict[int, Run]]:
+    """The better run of two measurements, per layout and batch size (the lower p50 of the two)."""
+    merged: dict[Layout, dict[int, Run]] = {}
+    for layout, runs in a.items():
+        merged[layout] = {}
+        for batch, run in runs.items():
+            other = b[layout][batch]
+            best = run if run.throughput >= other.throughput else other
+            merged[layout][batch] = Run(best.throughput, best.core_ms, min(run.p50, other.p50))
+    return merged
+
+
+def best_of(results: dict[Layout, dict[int, Run]], most: int = MAX_BATCH) -> tuple[Layout, int]:
+    """The layout and batch size (at most ``most``) with the highest throughput."""
+    return max(
+        ((layout, batch) for layout, runs in results.items() for batch in runs if batch <= most),
+        key=lambda pair: results[pair[0]][pair[1]].throughput,
+    )
 
 
 # -- through the server -----------------------------------------------------------------------------
@@ -160,6 +260,36 @@ def process_cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process so far, from /proc."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_cpu_seconds() -> float:
+    """CPU time every process of the machine has used so far (user, nice, system, irq), from /proc."""
+    user, nice, system, _idle, _iowait, irq, softirq = map(int, Path("/proc/stat").read_text().split()[1:8])
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
+
+
+class OtherLoad:
+    """How many cores the machine's other processes used while a part of the bench ran.
+
+    Other jobs may share the machine; this says how much of it they took, so that a reader can tell
+    a slow server from a busy machine. ``pids``: the bench's own processes besides this one.
+    """
+
+    def __init__(self, pids: tuple[int, ...] = ()) -> None:
+        self.pids = pids
+        self.cores = 0.0
+
+    def _own(self) -> float:
+        return time.process_time() + sum(process_cpu_seconds(pid) for pid in self.pids)
+
+    def __enter__(self) -> OtherLoad:
+        self._start = (time.perf_counter(), machine_cpu_seconds(), self._own())
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        wall, machine, own = self._start
+        elapsed = time.perf_counter() - wall
+        self.cores = max(0.0, (machine_cpu_seconds() - machine) - (self._own() - own)) / elapsed
 
 
 async def load(
@@ -272,21 +402,26 @@ class ServerProcess:
             self.process.wait()
 
 
-async def bench_model(server: ServerProcess, model: BenchModel, seconds: float) -> None:
-    ceiling_by_batch, ort_p50 = in_process(model, seconds)
-    rows: dict[tuple[str, bool], dict[int, Point]] = {
-        (protocol, batched): {} for protocol in ("http", "grpc") for batched in (False, True)
-    }
-    # Other jobs share the machine: each point is measured in ROUNDS rounds, batching off and on
-    # back to back, and keeps its best round.
+Published = list[tuple[str, bool, Layout]]  # (model name, batched, instances x threads)
+Rows = dict[tuple[str, str], dict[int, Point]]  # (protocol, model name) -> concurrency -> point
+
+
+async def measure_model(
+    server: ServerProcess, model: BenchModel, published: Published, seconds: float
+) -> Rows:
+    """Every published variant at every concurrency over both protocols, best of ROUNDS rounds.
+
+    Other jobs may share the machine: each point is measured in ROUNDS rounds, the variants back to
+    back at each concurrency, and keeps its best round.
+    """
+    rows: Rows = {(protocol, name): {} for protocol in ("http", "grpc") for name, _, _ in published}
     for _ in range(ROUNDS):
         for protocol, measure, url in [
             ("http", measure_http, f"127.0.0.1:{server.http_port}"),
             ("grpc", measure_grpc, f"127.0.0.1:{server.grpc_port}"),
         ]:
             for concurrency in CONCURRENCY:
-                for batched in (False, True):
-                    name = f"{model.name}_batched" if batched else model.name
+                for name, _, _ in published:
                     wall, client, served = (
                         time.perf_counter(),
                         time.process_time(),
@@ -296,51 +431,170 @@ async def bench_model(server: ServerProcess, model: BenchModel, seconds: float) 
                     wall = time.perf_counter() - wall
                     point.client_cores = (time.process_time() - client) / wall
                     point.server_cores = (process_cpu_seconds(server.process.pid) - served) / wall
-                    old = rows[(protocol, batched)].get(concurrency, point)
+                    old = rows[(protocol, name)].get(concurrency, point)
                     best = point if point.throughput >= old.throughput else old
                     best.p50 = min(old.p50, point.p50)
-                    rows[(protocol, batched)][concurrency] = best
-    # The machine is shared: measure the ceiling again afterwards and keep the better of the two.
-    again, again_p50 = in_process(model, seconds)
-    ceiling_by_batch = {b: max(v, again[b]) for b, v in ceiling_by_batch.items()}
-    ort_p50 = min(ort_p50, again_p50)
-    best_batch = max(ceiling_by_batch, key=lambda b: ceiling_by_batch[b])
-    ceiling = ceiling_by_batch[best_batch]
+                    rows[(protocol, name)][concurrency] = best
+    return rows
+
+
+def batching_bound(runs: dict[int, Run], most: int) -> float:
+    """In-process gain of batching: the best throughput at batch <= ``most`` over that at batch 1."""
+    return max(run.throughput for batch, run in runs.items() if batch <= most) / runs[1].throughput
+
+
+def verdict(value: float, goal: float, applies: bool, higher: bool = True) -> str:
+    if not applies:
+        return "(not this model's goal)"
+    return "met" if (value >= goal if higher else value <= goal) else "NOT met"
+
+
+#: Which goal is set on which model: the throughput goals on a real model (the detector), the added
+#: latency on the tiny one, whose run costs next to nothing (its ceiling is arithmetic, not a model).
+THROUGHPUT_GOALS = {"detector"}
+LATENCY_GOALS = {"tiny"}
+
+
+def report(
+    model: BenchModel, results: dict[Layout, dict[int, Run]], published: Published, rows: Rows
+) -> None:
+    cpus = os.cpu_count() or 1
+    single = Layout(1, cpus)
+    top_layout, top_batch = best_of(results)
+    inference = results[top_layout][top_batch]
+    ceiling = inference.throughput
     print(f"\n== {model.name}: in-process ONNX Runtime, inferences/s by batch size")
-    print("   " + "  ".join(f"b{b}: {v:,.0f}" for b, v in ceiling_by_batch.items()))
-    print(f"   ceiling {ceiling:,.0f}/s at batch {best_batch}; batch-1 p50 {ort_p50 * 1e3:.3f} ms")
-    print("   cvcycle serve, batch-1 requests, inferences/s (ratio to the ceiling)")
-    header = f"   {'protocol':<8} {'batching':<9}" + "".join(f"{f'conc {c}':>22}" for c in CONCURRENCY)
-    print(header)
-    for (protocol, batched), points in rows.items():
+    print("   layout SxT: S sessions called side by side from S Python threads, T intra-op threads each")
+    for layout, runs in results.items():
+        cells = "  ".join(f"b{b}: {run.throughput:,.0f}" for b, run in runs.items())
+        print(f"   {layout!s:<5} {cells}   (batching bound b<=8 / b1: {batching_bound(runs, 8):.2f}x)")
+    print(
+        f"   ceiling {ceiling:,.0f}/s: layout {top_layout} at batch {top_batch}, "
+        f"{inference.core_ms:.4f} core-ms per inference; "
+        f"batch-1 p50 ({single}) {results[single][1].p50 * 1e3:.3f} ms"
+    )
+
+    print(
+        "   cvcycle serve, batch-1 requests, inferences/s (ratio to the ceiling); "
+        "instances SxT: instance_group count S, T intra-op threads each"
+    )
+    print(
+        f"   {'protocol':<8} {'batching':<9} {'instances':<10}"
+        + "".join(f"{f'conc {c}':>20}" for c in CONCURRENCY)
+    )
+    variant = {name: (batched, layout) for name, batched, layout in published}
+    for (protocol, name), points in rows.items():
+        batched, layout = variant[name]
         cells = "".join(
-            f"{f'{p.throughput:,.0f}/s ({p.throughput / ceiling:.2f})':>22}" for p in points.values()
+            f"{f'{p.throughput:,.0f}/s ({p.throughput / ceiling:.2f})':>20}" for p in points.values()
         )
-        print(f"   {protocol:<8} {'on' if batched else 'off':<9}{cells}")
-    for protocol in ("http", "grpc"):
-        added = (rows[(protocol, False)][1].p50 - ort_p50) * 1e3
-        gain = rows[(protocol, True)][8].throughput / rows[(protocol, False)][8].throughput
-        top = rows[(protocol, True)][32]
+        note = "  <- the ceiling's layout" if layout == top_layout and layout != single else ""
+        print(f"   {protocol:<8} {'on' if batched else 'off':<9} {layout!s:<10}{cells}{note}")
+
+    print(
+        f"   CPU per request at conc 32 with batching, in core-ms ({cpus} CPUs; "
+        f"inference alone {inference.core_ms:.4f})"
+    )
+    best: dict[str, tuple[Point, Layout]] = {}
+    for (protocol, name), points in rows.items():
+        batched, layout = variant[name]
+        if batched:
+            top = points[32]
+            client_ms, server_ms = (
+                1e3 * top.client_cores / top.throughput,
+                1e3 * top.server_cores / top.throughput,
+            )
+            # A server that cost nothing beyond inference, with these clients on the same CPUs.
+            bound = cpus * 1e3 / (inference.core_ms + client_ms)
+            print(
+                f"     {protocol} {layout}: clients {client_ms:.3f}, server {server_ms:.3f} "
+                f"({server_ms - inference.core_ms:+.3f} beyond inference); the CPUs bound "
+                f"{cpus}000 / (inference + clients) = {bound:,.0f}/s ({bound / ceiling:.2f} of the ceiling), "
+                f"served {top.throughput / bound:.2f} of it"
+            )
+            if protocol not in best or top.throughput > best[protocol][0].throughput:
+                best[protocol] = (top, layout)
+
+    throughput_goals = model.name in THROUGHPUT_GOALS
+    print("   goals")
+    for protocol, (top, layout) in best.items():
+        ratio = top.throughput / ceiling
         print(
-            f"   {protocol}: p50 added latency at conc 1 {added:.3f} ms; "
-            f"batching gain at conc 8 {gain:.2f}x; conc 32 batched / ceiling "
-            f"{top.throughput / ceiling:.2f} (CPU there: clients {top.client_cores:.2f} cores, "
-            f"server {top.server_cores:.2f} cores)"
+            f"     {protocol}: conc 32 batched / ceiling >= 0.9: {ratio:.2f} ({layout}) "
+            + verdict(ratio, 0.9, throughput_goals)
+        )
+    for protocol in ("http", "grpc"):
+        gains = {}
+        for layout in dict.fromkeys(layout for _, _, layout in published):
+            off, on = (
+                next(n for n, b, lay in published if lay == layout and b == want) for want in (False, True)
+            )
+            gains[layout] = rows[(protocol, on)][8].throughput / rows[(protocol, off)][8].throughput
+        shown = ", ".join(
+            f"{gain:.2f}x ({layout}; in-process bound {batching_bound(results[layout], 8):.2f}x)"
+            for layout, gain in gains.items()
+        )
+        print(
+            f"     {protocol}: batching gain at conc 8 >= 1.5x: {shown} "
+            + verdict(max(gains.values()), 1.5, throughput_goals)
+        )
+    unbatched = next(name for name, batched, layout in published if layout == single and not batched)
+    for protocol in ("http", "grpc"):
+        added = (rows[(protocol, unbatched)][1].p50 - results[single][1].p50) * 1e3
+        print(
+            f"     {protocol}: p50 added latency at conc 1 <= 1 ms: {added:.3f} ms "
+            + verdict(added, 1.0, model.name in LATENCY_GOALS, higher=False)
         )
 
 
-async def main_async(models: list[BenchModel], seconds: float) -> None:
+@dataclass
+class ModelBench:
+    """Everything measured of one model: in-process before and after the server, the server's rows,
+    and how many cores other processes took meanwhile."""
+
+    model: BenchModel
+    before: dict[Layout, dict[int, Run]]
+    published: Published = field(default_factory=list)
+    rows: Rows = field(default_factory=dict)
+    other_cores: dict[str, float] = field(default_factory=dict)  # phase -> cores
+
+
+async def serve_and_measure(benches: list[ModelBench], seconds: float) -> None:
     with tempfile.TemporaryDirectory(prefix="cvcycle-bench-serving-") as tmp:
         repo = Path(tmp)
-        for model in models:
-            publish(repo, model)
+        for bench in benches:
+            # Besides one instance on every CPU, the best layout of several sessions, measured before.
+            several = {layout: runs for layout, runs in bench.before.items() if layout.sessions > 1}
+            bench.published = publish(repo, bench.model, best_of(several)[0] if several else None)
         server = ServerProcess(repo)
         try:
             await server.wait_ready()
-            for model in models:
-                await bench_model(server, model, seconds)
+            for bench in benches:
+                with OtherLoad((server.process.pid,)) as load:
+                    bench.rows = await measure_model(server, bench.model, bench.published, seconds)
+                bench.other_cores["server"] = load.cores
         finally:
             server.stop()
+
+
+def run_bench(models: list[BenchModel], seconds: float) -> None:
+    """In-process ONNX Runtime, then the server, then in-process again; the report of each model."""
+    benches = []
+    for model in models:
+        with OtherLoad() as load:
+            benches.append(ModelBench(model, in_process(model, seconds)))
+        benches[-1].other_cores["in-process before"] = load.cores
+    asyncio.run(serve_and_measure(benches, seconds))
+    # The machine is shared: measure in-process again afterwards and keep the better of the two.
+    for bench in benches:
+        with OtherLoad() as load:
+            after = in_process(bench.model, seconds)
+        bench.other_cores["in-process after"] = load.cores
+        report(bench.model, merge(bench.before, after), bench.published, bench.rows)
+        print(
+            "   other processes used, in cores: "
+            + ", ".join(f"{cores:.2f} {phase}" for phase, cores in bench.other_cores.items())
+        )
 
 
 def main() -> None:
@@ -361,7 +615,7 @@ def main() -> None:
     builders = {"detector": detector_model, "tiny": tiny_model}
     models = [builders[name]() for name in args.models]
     onnx.checker.check_model(onnx.load_from_string(models[-1].onnx_bytes))
-    asyncio.run(main_async(models, args.seconds))
+    run_bench(models, args.seconds)
 
 
 if __name__ == "__main__":
