@@ -6,6 +6,7 @@ the queue fills in a known state: no timing decides what the tests see.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -167,6 +168,57 @@ def test_a_runtime_failure_reaches_every_request_of_the_batch() -> None:
     with pytest.raises(Exception, match="the model failed to run: out of memory"):
         future.result()
     assert s.statistics.to_json()["execution_count"] == 0
+
+
+def test_a_request_cancelled_while_queued_is_dropped_and_the_instance_goes_on() -> None:
+    runner = HeldRunner()
+    s = scheduler([runner], BatchingPolicy())
+    first = s.submit({"x": rows(-1)}, 1)
+    runner.started.wait()
+    cancelled, kept = s.submit({"x": rows(1)}, 1), s.submit({"x": rows(2)}, 1)
+    assert cancelled.cancel()  # its client went away while it waited
+    runner.release.set()
+    first.result()
+    np.testing.assert_array_equal(kept.result(timeout=10)["y"], rows(4))
+    np.testing.assert_array_equal(s.submit({"x": rows(3)}, 1).result(timeout=10)["y"], rows(6))
+    assert runner.batches == [1, 1, 1]  # the cancelled request never ran
+    assert s.statistics.pending == 0
+    s.retire(wait=True)
+
+
+def test_requests_from_a_coroutine_are_settled_on_its_loop_once_per_batch() -> None:
+    runner = HeldRunner()
+    s = scheduler([runner], BatchingPolicy())
+    loop = asyncio.new_event_loop()
+    wake_ups = []
+    call_soon_threadsafe = loop.call_soon_threadsafe
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        wake_ups.append(threading.current_thread().name)
+        return call_soon_threadsafe(*args, **kwargs)
+
+    loop.call_soon_threadsafe = counted  # type: ignore[method-assign]
+
+    async def clients() -> list[Any]:
+        first = s.submit_async({"x": rows(-1)}, 1)
+        await asyncio.to_thread(runner.started.wait)
+        wake_ups.clear()  # to_thread's own
+        queued = [s.submit_async({"x": rows(i)}, 1) for i in range(4)]
+        queued[1].cancel()
+        runner.release.set()
+        await first
+        return await asyncio.gather(*queued, return_exceptions=True)
+
+    try:
+        results = loop.run_until_complete(clients())
+    finally:
+        loop.close()
+    assert isinstance(results[1], asyncio.CancelledError)
+    for i in (0, 2, 3):
+        np.testing.assert_array_equal(results[i]["y"], rows(2 * i))
+    assert runner.batches == [1, 3]
+    assert wake_ups == ["m/1#0", "m/1#0"]  # one per batch: the first request's, then the three's
+    s.retire(wait=True)
 
 
 def test_concurrent_clients_are_batched_by_the_server(

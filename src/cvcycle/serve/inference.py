@@ -7,7 +7,6 @@ instead of what came.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Any
 
@@ -163,14 +162,14 @@ async def infer(
         loaded = resolve(repository, model, version)
         try:
             feeds, batch, wanted = prepare_feeds(loaded, request)
-            future = loaded.scheduler.submit(feeds, batch)
+            future = loaded.scheduler.submit_async(feeds, batch)
         except VersionRetired:
             continue  # replaced a moment ago: the next resolve finds its successor
         except ProtocolError:
             loaded.statistics.record_request(False, time.perf_counter_ns() - started)
             raise
         try:
-            results = await asyncio.wrap_future(future)
+            results = await future
         except ExecutionError as exc:
             loaded.statistics.record_request(False, time.perf_counter_ns() - started)
             where = f"model {loaded.model!r} version {loaded.version}"

@@ -12,6 +12,10 @@ CPU box is more than a small model takes to run. So when a version's runs take l
 ``INLINE_BELOW_NS`` on average, nothing is queued and no worker is busy, the request runs at once
 on the calling thread; sessions are safe to run from several threads.
 
+Requests from a coroutine (``submit_async``) get their results on their event loop with one
+wake-up of that loop per batch, not one per request. A request cancelled while it waits (its
+client went away, its deadline passed) is dropped from the batch instead of being run.
+
 A retired scheduler (its version was unloaded or replaced) refuses new requests with
 ``VersionRetired`` and finishes the ones it holds, so a swap drops nothing: the caller resolves the
 version again and lands on the new one.
@@ -19,11 +23,12 @@ version again and lands on the new one.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
@@ -34,8 +39,11 @@ from cvcycle.serve.statistics import ExecutionTimes, VersionStatistics
 
 log = logging.getLogger("cvcycle.serve")
 
+#: A model's outputs by name.
+Outputs = dict[str, np.ndarray]
+
 #: Runs the model on feeds; returns every output by name. One per model instance.
-Runner = Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
+Runner = Callable[[dict[str, np.ndarray]], Outputs]
 
 #: Runs shorter than this on average are done on the calling thread when the version is idle.
 INLINE_BELOW_NS = 100_000
@@ -54,12 +62,24 @@ class ExecutionError(Exception):
         self.invalid_input = invalid_input
 
 
-@dataclass
+#: An asyncio future and what to settle it with, on its loop.
+Settled = tuple[asyncio.Future[Outputs], Outputs | ExecutionError]
+
+
+@dataclass(eq=False)
 class Job:
     feeds: dict[str, np.ndarray]
     batch_size: int  # along axis 0 when the model batches, else 1
-    future: Future[dict[str, np.ndarray]] = field(default_factory=Future)
+    future: Future[Outputs] | asyncio.Future[Outputs]
+    loop: asyncio.AbstractEventLoop | None = None  # the loop of an asyncio future, which only it may touch
     enqueued_ns: int = field(default_factory=time.perf_counter_ns)
+
+    def claim(self) -> bool:
+        """Whether the request still wants its result (a concurrent future cannot be cancelled after)."""
+        if self.loop is None:
+            assert isinstance(self.future, Future)
+            return self.future.set_running_or_notify_cancel()
+        return not self.future.cancelled()  # a cancel after this is seen when the result is set
 
     @property
     def signature(self) -> tuple[tuple[str, tuple[int, ...], str], ...]:
@@ -91,6 +111,7 @@ class Scheduler:
         self._ready = threading.Condition()
         self._retired = False
         self._busy = 0  # workers executing a batch now
+        self._waiting = 0  # workers waiting for a request
         self._mean_run_ns: float | None = None  # moving average of the runs' compute time
         self._inline_runner = runners[0]
         self._inline_below_ns = inline_below_ns
@@ -105,8 +126,20 @@ class Scheduler:
         for worker in self._workers:
             worker.start()
 
-    def submit(self, feeds: dict[str, np.ndarray], batch_size: int) -> Future[dict[str, np.ndarray]]:
-        job = Job(feeds, batch_size)
+    def submit(self, feeds: dict[str, np.ndarray], batch_size: int) -> Future[Outputs]:
+        """Queue a request from any thread; the future gets the outputs by name or the ExecutionError."""
+        future: Future[Outputs] = Future()
+        self._submit(Job(feeds, batch_size, future))
+        return future
+
+    def submit_async(self, feeds: dict[str, np.ndarray], batch_size: int) -> asyncio.Future[Outputs]:
+        """Queue a request from a coroutine; its future is settled on the running event loop."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Outputs] = loop.create_future()
+        self._submit(Job(feeds, batch_size, future, loop))
+        return future
+
+    def _submit(self, job: Job) -> None:
         with self._ready:
             if self._retired:
                 raise VersionRetired(self.label)
@@ -118,11 +151,11 @@ class Scheduler:
             )
             if not inline:
                 self._queue.append(job)
-                self._ready.notify()
+                if self._waiting:
+                    self._ready.notify()
         self.statistics.change_pending(1)
         if inline:
-            self._execute(self._inline_runner, [job])
-        return job.future
+            self._execute(self._inline_runner, [job], inline=True)
 
     def retire(self, wait: bool = False) -> None:
         """Take no more requests; the workers finish those queued, then stop."""
@@ -151,7 +184,11 @@ class Scheduler:
             while not self._queue:
                 if self._retired:
                     return []
-                self._ready.wait()
+                self._waiting += 1
+                try:
+                    self._ready.wait()
+                finally:
+                    self._waiting -= 1
             first = self._queue.popleft()
             self._busy += 1
             if self.batching is None:
@@ -167,7 +204,11 @@ class Scheduler:
                 remaining = deadline - time.perf_counter_ns()
                 if remaining <= 0:
                     break
-                self._ready.wait(remaining / 1e9)
+                self._waiting += 1
+                try:
+                    self._ready.wait(remaining / 1e9)
+                finally:
+                    self._waiting -= 1
             if self._queue:
                 self._ready.notify()  # another worker may take what this batch left
             return jobs
@@ -185,7 +226,13 @@ class Scheduler:
         self._queue = kept
         return size
 
-    def _execute(self, runner: Runner, jobs: list[Job]) -> None:
+    def _execute(self, runner: Runner, jobs: list[Job], inline: bool = False) -> None:
+        claimed = [job for job in jobs if job.claim()]
+        if len(claimed) < len(jobs):  # cancelled while queued: nobody waits for their results
+            self.statistics.change_pending(len(claimed) - len(jobs))
+            jobs = claimed
+            if not jobs:
+                return
         start = time.perf_counter_ns()
         queue_ns = [start - job.enqueued_ns for job in jobs]
         try:
@@ -201,9 +248,8 @@ class Scheduler:
             error = self._run_error(exc) or ExecutionError(f"{self.label} failed to run: {exc}")
             if error.__cause__ is None:
                 error.__cause__ = exc
-            for job in jobs:
-                job.future.set_exception(error)
             self.statistics.change_pending(-len(jobs))
+            _deliver(jobs, [error] * len(jobs), inline)
             return
         done = time.perf_counter_ns()
         run_ns = infer_done - inputs_done
@@ -219,8 +265,7 @@ class Scheduler:
             )
         )
         self.statistics.change_pending(-len(jobs))
-        for job, result in zip(jobs, results, strict=True):
-            job.future.set_result(result)
+        _deliver(jobs, results, inline)
 
     def _split(self, outputs: dict[str, np.ndarray], jobs: list[Job]) -> list[dict[str, np.ndarray]]:
         if len(jobs) == 1:
@@ -240,3 +285,40 @@ class Scheduler:
             results.append({name: array[offset:end] for name, array in outputs.items()})
             offset = end
         return results
+
+
+def _deliver(jobs: list[Job], outcomes: Sequence[Outputs | ExecutionError], inline: bool) -> None:
+    """Each job's outputs or error into its future: asyncio futures on their loop, one wake-up per loop.
+
+    ``inline``: the jobs ran on the calling thread, which is their loop's when they came from it.
+    """
+    by_loop: dict[asyncio.AbstractEventLoop, list[Settled]] = {}
+    for job, outcome in zip(jobs, outcomes, strict=True):
+        if job.loop is None:
+            assert isinstance(job.future, Future)
+            if isinstance(outcome, ExecutionError):
+                job.future.set_exception(outcome)
+            else:
+                job.future.set_result(outcome)
+        else:
+            assert isinstance(job.future, asyncio.Future)
+            by_loop.setdefault(job.loop, []).append((job.future, outcome))
+    for loop, settled in by_loop.items():
+        if inline:
+            _settle(settled)
+            continue
+        try:
+            loop.call_soon_threadsafe(_settle, settled)
+        except RuntimeError:  # the loop is closed: the server stopped and nobody waits any more
+            log.debug("%d results for a closed event loop dropped", len(settled))
+
+
+def _settle(settled: list[Settled]) -> None:
+    """On the futures' loop: set each outcome, unless the request was cancelled meanwhile."""
+    for future, outcome in settled:
+        if future.done():
+            continue
+        if isinstance(outcome, ExecutionError):
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome)
