@@ -175,6 +175,9 @@ def create_http_app(repository: ModelRepository) -> Starlette:
     model = "/v2/models/{model}"
     version = "/v2/models/{model}/versions/{version}"
     routes = [
+        # Inference first: the router tries the routes in order, and this is the one under load.
+        Route(f"{model}/infer", run, methods=["POST"]),
+        Route(f"{version}/infer", run, methods=["POST"]),
         Route("/v2/health/live", live),
         Route("/v2/health/ready", ready),
         Route("/v2", metadata_of_server),
@@ -187,8 +190,6 @@ def create_http_app(repository: ModelRepository) -> Starlette:
         Route(f"{version}/config", config),
         Route(f"{model}/stats", stats),
         Route(f"{version}/stats", stats),
-        Route(f"{model}/infer", run, methods=["POST"]),
-        Route(f"{version}/infer", run, methods=["POST"]),
         Route("/v2/repository/index", index, methods=["POST"]),
         Route("/v2/repository/models/{model}/load", load, methods=["POST"]),
         Route("/v2/repository/models/{model}/unload", unload, methods=["POST"]),

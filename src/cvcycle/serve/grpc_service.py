@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -106,7 +107,7 @@ def _from_contents(tensor: Any, shape: tuple[int, ...]) -> InputTensor:
             f"input {tensor.name!r}: datatype {tensor.datatype!r} travels only in raw_input_contents"
         )
     values = list(getattr(tensor.contents, field))
-    count = int(np.prod(shape, dtype=np.int64))
+    count = math.prod(shape)
     if len(values) != count:
         raise ProtocolError(
             f"input {tensor.name!r}: shape {list(shape)} needs {count} values, got {len(values)}"

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import math
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -257,7 +258,7 @@ def _parse_input(raw: Any, binary: memoryview, offset: int) -> tuple[InputTensor
         raise ProtocolError(
             f"input {name!r}: datatype {datatype!r} is not supported; supported: {', '.join(DATATYPES)}"
         )
-    count = int(np.prod(shape, dtype=np.int64))
+    count = math.prod(shape)
     input_parameters = _parameters(raw, f"input {name!r}")
     refuse_unsupported(input_parameters, f"input {name!r}")
     size = input_parameters.get("binary_data_size")
@@ -327,7 +328,7 @@ def tensor_bytes(datatype: str, array: np.ndarray) -> bytes:
 
 def tensor_from_bytes(name: str, datatype: str, shape: tuple[int, ...], data: bytes) -> InputTensor:
     """An input from raw bytes (gRPC ``raw_input_contents``); ProtocolError if the sizes disagree."""
-    count = int(np.prod(shape, dtype=np.int64))
+    count = math.prod(shape)
     what = f"input {name!r}"
     if datatype == "BYTES":
         return InputTensor(name, datatype, shape, deserialize_bytes(data, count, what).reshape(shape))
