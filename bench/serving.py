@@ -456,9 +456,15 @@ LATENCY_GOALS = {"tiny"}
 
 
 def report(
-    model: BenchModel, results: dict[Layout, dict[int, Run]], published: Published, rows: Rows
+    model: BenchModel,
+    results: dict[Layout, dict[int, Run]],
+    published: Published,
+    rows: Rows,
+    others: float,
 ) -> None:
+    """The tables and the goals; ``others``: the cores other processes used while the server ran."""
     cpus = os.cpu_count() or 1
+    free = max(cpus - others, 0.1)
     single = Layout(1, cpus)
     top_layout, top_batch = best_of(results)
     inference = results[top_layout][top_batch]
@@ -492,8 +498,8 @@ def report(
         print(f"   {protocol:<8} {'on' if batched else 'off':<9} {layout!s:<10}{cells}{note}")
 
     print(
-        f"   CPU per request at conc 32 with batching, in core-ms ({cpus} CPUs; "
-        f"inference alone {inference.core_ms:.4f})"
+        f"   CPU per request at conc 32 with batching, in core-ms (inference alone {inference.core_ms:.4f}); "
+        f"the CPUs' bound: the {free:.2f} of {cpus} CPUs other processes left, over inference + clients"
     )
     best: dict[str, tuple[Point, Layout]] = {}
     for (protocol, name), points in rows.items():
@@ -504,12 +510,12 @@ def report(
                 1e3 * top.client_cores / top.throughput,
                 1e3 * top.server_cores / top.throughput,
             )
-            # A server that cost nothing beyond inference, with these clients on the same CPUs.
-            bound = cpus * 1e3 / (inference.core_ms + client_ms)
+            # What a server that cost nothing beyond inference could serve, its clients on the same CPUs.
+            bound = free * 1e3 / (inference.core_ms + client_ms)
             print(
                 f"     {protocol} {layout}: clients {client_ms:.3f}, server {server_ms:.3f} "
-                f"({server_ms - inference.core_ms:+.3f} beyond inference); the CPUs bound "
-                f"{cpus}000 / (inference + clients) = {bound:,.0f}/s ({bound / ceiling:.2f} of the ceiling), "
+                f"({server_ms - inference.core_ms:+.3f} beyond inference); the CPUs' bound "
+                f"{bound:,.0f}/s ({bound / ceiling:.2f} of the ceiling), "
                 f"served {top.throughput / bound:.2f} of it"
             )
             if protocol not in best or top.throughput > best[protocol][0].throughput:
@@ -590,7 +596,8 @@ def run_bench(models: list[BenchModel], seconds: float) -> None:
         with OtherLoad() as load:
             after = in_process(bench.model, seconds)
         bench.other_cores["in-process after"] = load.cores
-        report(bench.model, merge(bench.before, after), bench.published, bench.rows)
+        results = merge(bench.before, after)
+        report(bench.model, results, bench.published, bench.rows, bench.other_cores["server"])
         print(
             "   other processes used, in cores: "
             + ", ".join(f"{cores:.2f} {phase}" for phase, cores in bench.other_cores.items())
