@@ -94,3 +94,22 @@ def test_unknown_routes_and_versions(http: httpx.Client) -> None:
     assert response.status_code == 400 and "model version 'one' is not a number" in response.json()["error"]
     assert http.get("/v2/models/affine/versions/1/ready").status_code == 200
     assert http.get("/v2/health/live").status_code == 200
+
+
+def test_inference_paths_and_methods(http: httpx.Client) -> None:
+    header = json.dumps({"inputs": [{**X, "data": [1, 2, 3, 4]}]}).encode()
+    assert http.post("/v2/models/affine/versions/1/infer", content=header).json()["model_version"] == "1"
+    response = http.get("/v2/models/affine/infer")
+    assert response.status_code == 405
+    response = http.post("/v2/models/nothing/infer", content=header)
+    assert response.status_code == 404 and "unknown model 'nothing'" in response.json()["error"]
+    response = http.post("/v2/models/affine/versions/one/infer", content=header)
+    assert response.status_code == 400 and "model version 'one' is not a number" in response.json()["error"]
+
+
+def test_responses_are_compressed_from_a_kilobyte_as_the_client_accepts(http: httpx.Client) -> None:
+    for request_id, encoding in [("small", None), ("large" * 300, "gzip")]:  # the id comes back
+        header = {"id": request_id, "inputs": [{**X, "data": [1, 2, 3, 4]}]}
+        response = infer(http, header, **{"Accept-Encoding": "gzip"})
+        assert response.status_code == 200 and response.headers.get("content-encoding") == encoding
+        assert response.json()["id"] == request_id

@@ -383,8 +383,15 @@ def encode_infer_response(
     }
 
 
+#: Bodies shorter than this go uncompressed whatever the client accepts: gzip would make them no
+#: shorter on the wire (its header and trailer alone are 18 bytes) and costs more than sending them.
+COMPRESS_FROM_BYTES = 1024
+
+
 def encode_response_body(body: bytes, accept_encoding: str | None) -> tuple[bytes, dict[str, str]]:
-    """Compress the response as the client accepts (gzip or deflate), as Triton does."""
+    """Compress the response as the client accepts (gzip or deflate), as Triton does, from 1 KiB up."""
+    if len(body) < COMPRESS_FROM_BYTES:
+        return body, {}
     accepted = {part.split(";")[0].strip().lower() for part in (accept_encoding or "").split(",")}
     if "gzip" in accepted:
         return gzip.compress(body, compresslevel=1), {"content-encoding": "gzip"}
