@@ -21,6 +21,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from cvcycle import __version__
 from cvcycle.errors import CvcycleError
@@ -86,6 +87,58 @@ async def _json_body(request: Request) -> dict[str, Any]:
     return parsed
 
 
+async def run_inference(request: Request, model: str, version: str | None) -> Response:
+    """POST .../infer: the request's tensors through the model, the response as the client asked."""
+    body = decode_body(await request.body(), request.headers.get("content-encoding"))
+    parsed = parse_infer_request(body, request.headers.get(HEADER_LENGTH))
+    loaded, outputs = await infer(request.app.state.repository, model, version, parsed)
+    payload, headers = encode_infer_response(
+        loaded.model, str(loaded.version), parsed.id, outputs, parsed.wants_binary
+    )
+    payload, encoding = encode_response_body(payload, request.headers.get("accept-encoding"))
+    return Response(payload, headers={**headers, **encoding})
+
+
+def _infer_route(path: str) -> tuple[str, str | None] | None:
+    """(model, version) of an inference path, /v2/models/M/infer or /v2/models/M/versions/V/infer."""
+    if not path.startswith("/v2/models/") or not path.endswith("/infer"):
+        return None
+    parts = path[len("/v2/models/") : -len("/infer")].split("/")
+    if len(parts) == 1 and parts[0]:
+        return parts[0], None
+    if len(parts) == 3 and parts[0] and parts[1] == "versions" and parts[2]:
+        return parts[0], parts[2]
+    return None
+
+
+class InferenceApp(Starlette):
+    """Starlette, with inference requests answered without the router and middleware around it.
+
+    Inference is the route under load, and on a small model the layers around a handler cost as
+    much as the handler; the answers and errors are those of the routes (the same handler, the same
+    error bodies).
+    """
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            target = _infer_route(scope["path"])
+            if target is not None:
+                scope["app"] = self
+                request = Request(scope, receive)
+                try:
+                    response = await run_inference(request, *target)
+                except CvcycleError as exc:
+                    response = JSONResponse({"error": exc.message}, status_code=exc.http_status)
+                except Exception as exc:  # answered as the routes answer it
+                    log.exception("%s %s failed", scope["method"], scope["path"])
+                    response = JSONResponse(
+                        {"error": f"internal error: {type(exc).__name__}: {exc}"}, status_code=500
+                    )
+                await response(scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
+
+
 def create_http_app(repository: ModelRepository) -> Starlette:
     """The routes over a repository that its owner loads, polls and closes."""
 
@@ -122,16 +175,7 @@ def create_http_app(repository: ModelRepository) -> Starlette:
         return JSONResponse(entry.config.as_json)
 
     async def run(request: Request) -> Response:
-        body = decode_body(await request.body(), request.headers.get("content-encoding"))
-        parsed = parse_infer_request(body, request.headers.get(HEADER_LENGTH))
-        loaded, outputs = await infer(
-            repo(request), request.path_params["model"], request.path_params.get("version"), parsed
-        )
-        payload, headers = encode_infer_response(
-            loaded.model, str(loaded.version), parsed.id, outputs, parsed.wants_binary
-        )
-        payload, encoding = encode_response_body(payload, request.headers.get("accept-encoding"))
-        return Response(payload, headers={**headers, **encoding})
+        return await run_inference(request, request.path_params["model"], request.path_params.get("version"))
 
     async def index(request: Request) -> Response:
         body = await _json_body(request)
@@ -194,7 +238,7 @@ def create_http_app(repository: ModelRepository) -> Starlette:
         Route("/v2/repository/models/{model}/load", load, methods=["POST"]),
         Route("/v2/repository/models/{model}/unload", unload, methods=["POST"]),
     ]
-    app = Starlette(
+    app = InferenceApp(
         routes=routes,
         exception_handlers={
             CvcycleError: cvcycle_error,
