@@ -17,9 +17,10 @@ throughput is printed with its ratio to the ceiling. For context the report give
 batching bound of each layout (its best throughput at batch <= 8 over batch 1) beside the server's
 batching gain at concurrency 8, the CPU per request of the clients and of the server in core-ms at
 concurrency 32, the bound the CPUs put on any server while its clients share them (CPUs / (inference
-+ client core-ms)), and how many cores other processes took meanwhile. Each server point is the
-best of two rounds, the variants measured back to back, since other jobs may share the machine.
-All ratios come from one run.
++ client core-ms)), and how many cores other processes took meanwhile, with a warning when they
+took enough to make the ratios unreliable. Each server point is the best of two rounds, the
+variants measured back to back, and the in-process batch sizes take turns in short slices, since
+other jobs may share the machine. All ratios come from one run.
 
     .venv/bin/python bench/serving.py                  # 1.5 s per point and round, 2 rounds
     .venv/bin/python bench/serving.py --seconds 1 --models tiny
@@ -55,6 +56,7 @@ CONCURRENCY = (1, 8, 32)
 ROUNDS = 2
 MAX_BATCH = 32
 BATCH_SIZES = (1, 2, 4, 8, 16, 32)
+PASSES = 3  # in-process slices per batch size, taking turns
 
 
 @dataclass(frozen=True)
@@ -162,6 +164,7 @@ class Run:
     throughput: float  # inferences per second, all sessions together
     core_ms: float  # process CPU per inference, in milliseconds
     p50: float  # seconds per call of one session
+    other_cores: float = 0.0  # cores the machine's other processes used meanwhile
 
 
 def call_until(
@@ -177,7 +180,11 @@ def call_until(
 
 
 def run_sessions(model: BenchModel, layout: Layout, spinning: str, seconds: float) -> dict[int, Run]:
-    """``layout.sessions`` sessions called at once from as many Python threads, at each batch size."""
+    """``layout.sessions`` sessions called at once from as many Python threads, at each batch size.
+
+    The batch sizes take turns in PASSES short slices each, so that a load that comes and goes on
+    the machine weighs on them alike and the batching bound compares like with like.
+    """
     options = ort.SessionOptions()
     options.intra_op_num_threads = layout.threads
     options.add_session_config_entry("session.intra_op.allow_spinning", spinning)
@@ -185,26 +192,36 @@ def run_sessions(model: BenchModel, layout: Layout, spinning: str, seconds: floa
         ort.InferenceSession(model.onnx_bytes, options, providers=["CPUExecutionProvider"])
         for _ in range(layout.sessions)
     ]
-    runs = {}
-    for batch in BATCH_SIZES:
-        feeds = {model.input_name: np.repeat(model.sample, batch, axis=0)}
+    feeds = {batch: {model.input_name: np.repeat(model.sample, batch, axis=0)} for batch in BATCH_SIZES}
+    for batch_feeds in feeds.values():
         for session in sessions:
-            session.run(None, feeds)
-        latencies: list[list[float]] = [[] for _ in sessions]
-        start = threading.Barrier(len(sessions) + 1)
-        threads = [
-            threading.Thread(target=call_until, args=(session, feeds, start, seconds / 4, out))
-            for session, out in zip(sessions, latencies, strict=True)
-        ]
-        for thread in threads:
-            thread.start()
-        start.wait()
-        cpu, wall = time.process_time(), time.perf_counter()
-        for thread in threads:
-            thread.join()
-        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-        inferences = batch * sum(len(calls) for calls in latencies)
-        runs[batch] = Run(inferences / wall, 1e3 * cpu / inferences, float(np.median(latencies[0])))
+            session.run(None, batch_feeds)
+    latencies: dict[int, list[list[float]]] = {batch: [[] for _ in sessions] for batch in BATCH_SIZES}
+    totals = {batch: [0.0, 0.0, 0.0] for batch in BATCH_SIZES}  # wall, CPU, other processes' CPU
+    for _ in range(PASSES):
+        for batch in BATCH_SIZES:
+            start = threading.Barrier(len(sessions) + 1)
+            slice_seconds = seconds / 4 / PASSES
+            threads = [
+                threading.Thread(target=call_until, args=(session, feeds[batch], start, slice_seconds, out))
+                for session, out in zip(sessions, latencies[batch], strict=True)
+            ]
+            for thread in threads:
+                thread.start()
+            with OtherLoad() as load:
+                start.wait()
+                cpu, wall = time.process_time(), time.perf_counter()
+                for thread in threads:
+                    thread.join()
+                cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+            totals[batch][0] += wall
+            totals[batch][1] += cpu
+            totals[batch][2] += load.cores * wall
+    runs = {}
+    for batch, (wall, cpu, others) in totals.items():
+        inferences = batch * sum(len(calls) for calls in latencies[batch])
+        p50 = float(np.median(latencies[batch][0]))
+        runs[batch] = Run(inferences / wall, 1e3 * cpu / inferences, p50, others / wall)
     return runs
 
 
@@ -259,6 +276,7 @@ class Point:
     p50: float  # seconds
     client_cores: float = 0.0  # CPU the clients (this process) used, in cores
     server_cores: float = 0.0  # CPU the server process used, in cores
+    other_cores: float = 0.0  # CPU the machine's other processes used meanwhile, in cores
 
 
 def process_cpu_seconds(pid: int) -> float:
@@ -432,10 +450,12 @@ async def measure_model(
                         time.process_time(),
                         process_cpu_seconds(server.process.pid),
                     )
-                    point = await measure(url, name, model, concurrency, seconds)
+                    with OtherLoad((server.process.pid,)) as load:
+                        point = await measure(url, name, model, concurrency, seconds)
                     wall = time.perf_counter() - wall
                     point.client_cores = (time.process_time() - client) / wall
                     point.server_cores = (process_cpu_seconds(server.process.pid) - served) / wall
+                    point.other_cores = load.cores
                     old = rows[(protocol, name)].get(concurrency, point)
                     best = point if point.throughput >= old.throughput else old
                     best.p50 = min(old.p50, point.p50)
@@ -457,6 +477,9 @@ def verdict(value: float, goal: float, applies: bool, higher: bool = True) -> st
 #: Which goal is set on which model: the throughput goals on a real model (the detector), the added
 #: latency on the tiny one, whose run costs next to nothing (its ceiling is arithmetic, not a model).
 THROUGHPUT_GOALS = {"detector"}
+
+#: Past this many cores taken by other processes during a measurement, the report warns.
+BUSY_CORES = 0.2
 LATENCY_GOALS = {"tiny"}
 
 
@@ -465,11 +488,9 @@ def report(
     results: dict[Layout, dict[int, Run]],
     published: Published,
     rows: Rows,
-    others: float,
 ) -> None:
-    """The tables and the goals; ``others``: the cores other processes used while the server ran."""
+    """The tables, the CPU per request, the goals, and a warning when other processes took CPUs."""
     cpus = os.cpu_count() or 1
-    free = max(cpus - others, 0.1)
     single = Layout(1, cpus)
     top_layout, top_batch = best_of(results)
     inference = results[top_layout][top_batch]
@@ -504,7 +525,7 @@ def report(
 
     print(
         f"   CPU per request at conc 32 with batching, in core-ms (inference alone {inference.core_ms:.4f}); "
-        f"the CPUs' bound: the {free:.2f} of {cpus} CPUs other processes left, over inference + clients"
+        f"the CPUs' bound: the CPUs other processes left, over inference + clients"
     )
     best: dict[str, tuple[Point, Layout]] = {}
     for (protocol, name), points in rows.items():
@@ -516,11 +537,12 @@ def report(
                 1e3 * top.server_cores / top.throughput,
             )
             # What a server that cost nothing beyond inference could serve, its clients on the same CPUs.
+            free = max(cpus - top.other_cores, 0.1)
             bound = free * 1e3 / (inference.core_ms + client_ms)
             print(
                 f"     {protocol} {layout}: clients {client_ms:.3f}, server {server_ms:.3f} "
                 f"({server_ms - inference.core_ms:+.3f} beyond inference); the CPUs' bound "
-                f"{bound:,.0f}/s ({bound / ceiling:.2f} of the ceiling), "
+                f"{bound:,.0f}/s on {free:.2f} CPUs ({bound / ceiling:.2f} of the ceiling), "
                 f"served {top.throughput / bound:.2f} of it"
             )
             if protocol not in best or top.throughput > best[protocol][0].throughput:
@@ -555,6 +577,16 @@ def report(
         print(
             f"     {protocol}: p50 added latency at conc 1 <= 1 ms: {added:.3f} ms "
             + verdict(added, 1.0, model.name in LATENCY_GOALS, higher=False)
+        )
+    busiest = max(
+        [run.other_cores for runs in results.values() for run in runs.values()]
+        + [point.other_cores for points in rows.values() for point in points.values()]
+    )
+    if busiest > BUSY_CORES:
+        print(
+            f"   WARNING: other processes took up to {busiest:.2f} of the {cpus} CPUs during these "
+            "measurements: each figure depends on how much of the machine its moment left, the ratios "
+            "and verdicts cannot be trusted; run again on an idle machine"
         )
 
 
@@ -602,7 +634,7 @@ def run_bench(models: list[BenchModel], seconds: float) -> None:
             after = in_process(bench.model, seconds)
         bench.other_cores["in-process after"] = load.cores
         results = merge(bench.before, after)
-        report(bench.model, results, bench.published, bench.rows, bench.other_cores["server"])
+        report(bench.model, results, bench.published, bench.rows)
         print(
             "   other processes used, in cores: "
             + ", ".join(f"{cores:.2f} {phase}" for phase, cores in bench.other_cores.items())
