@@ -119,7 +119,6 @@ class ModelInstance:
         options.inter_op_num_threads = threads.inter_op
         if threads.parallel:
             options.execution_mode = ort.ExecutionMode.ORT_PARALLEL
-        self.threads = threads
         # Idle intra-op threads would spin for work and take the cores the protocol threads need.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
