@@ -174,6 +174,8 @@ def test_an_unknown_adapter_is_named_with_the_known_ones() -> None:
     [
         ({"input_size": (60, 96)}, "multiple of 32"),
         ({"options": {"depth": 3}}, "no option 'depth'"),
+        ({"options": {"train_crop": 0}}, "train_crop must be a number in"),
+        ({"options": {"train_crop": "half"}}, "not 'half'"),
         ({"device": "cuda:7"}, "cuda:7"),
     ],
 )

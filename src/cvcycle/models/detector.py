@@ -35,7 +35,7 @@ from cvcycle.models.adapter import (
     register_adapter,
     resolve_device,
 )
-from cvcycle.models.augment import Batch, augment
+from cvcycle.models.augment import Batch, augment, random_crop
 from cvcycle.models.centernet import CenterNet, decode, detection_loss, draw_targets
 from cvcycle.models.detections import Detections
 from cvcycle.models.predictor import prepare_batch, to_detections
@@ -46,8 +46,13 @@ _WARMUP_STEPS = 30
 _MIN_LR_FACTOR = 0.02
 _EMA_DECAY = 0.99
 _CLIP_GRAD_NORM = 10.0
-# The detector takes no adapter-specific options yet; anything in config.options is a typo.
-_OPTIONS: frozenset[str] = frozenset()
+# Adapter-specific options (config.options); anything else there is a typo.
+_OPTIONS: frozenset[str] = frozenset({"train_crop"})
+# With augmentation on, training steps see a random window of this share of each side (rounded
+# down to a multiple of 32): 128x160 of a 160x224 input, 57% of the pixels, at the inference
+# scale. On 2 CPU cores the cheaper steps buy more of them in a time budget, and more steps found
+# better boxes than whole images did (bench/detector.py).
+_TRAIN_CROP = 0.8
 
 
 def _check_options(options: Mapping[str, Any]) -> None:
@@ -55,8 +60,21 @@ def _check_options(options: Mapping[str, Any]) -> None:
     if unknown:
         raise InvalidInput(
             f"the detector adapter has no option {', '.join(map(repr, unknown))}",
-            hint="it is shaped by width, input_size and max_detections; it takes no options",
+            hint="its options: train_crop (share of each side a training step sees, 0 < x <= 1)",
         )
+    crop = options.get("train_crop", _TRAIN_CROP)
+    if isinstance(crop, bool) or not isinstance(crop, int | float) or not 0 < crop <= 1:
+        raise InvalidInput(
+            f"options.train_crop must be a number in (0, 1], not {crop!r}",
+            hint="1 trains on whole images; 0.8 on windows of 80% of each side",
+        )
+
+
+def train_crop_size(config: AdapterConfig) -> tuple[int, int]:
+    """The training window (height, width): ``train_crop`` of each side, a multiple of 32, at least 32."""
+    share = float(config.options.get("train_crop", _TRAIN_CROP))
+    height, width = config.input_size
+    return max(32, int(height * share) // 32 * 32), max(32, int(width * share) // 32 * 32)
 
 
 def _as_centernet(module: torch.nn.Module) -> CenterNet:
@@ -155,12 +173,14 @@ class _WeightAverage:
         # Ramp the decay up so the first steps' random weights are forgotten quickly.
         d = min(self.decay, (1 + self.updates) / (10 + self.updates))
         with torch.no_grad():
-            for key, value in module.state_dict().items():
-                mine = self.state[key]
-                if mine.dtype.is_floating_point:
-                    mine.mul_(d).add_(value.detach(), alpha=1 - d)
-                else:
-                    mine.copy_(value)
+            current = module.state_dict()
+            floats = [k for k in self.state if self.state[k].dtype.is_floating_point]
+            mine = [self.state[k] for k in floats]
+            # One multi-tensor call instead of ~100 small ones: a tenth of the time on a CPU.
+            torch._foreach_lerp_(mine, [current[k].detach() for k in floats], 1 - d)
+            for key, value in current.items():
+                if not value.dtype.is_floating_point:
+                    self.state[key].copy_(value)
 
     @contextmanager
     def swapped_in(self, module: torch.nn.Module) -> Iterator[None]:
@@ -183,10 +203,9 @@ def _learning_rate(config: AdapterConfig, step: int, planned_steps: int, elapsed
     return config.lr * warmup * cosine
 
 
-def _loss(
-    module: CenterNet, batch: Batch, input_size: tuple[int, int], device: torch.device
-) -> tuple[torch.Tensor, dict[str, float]]:
-    targets = draw_targets(batch.boxes, batch.classes, len(module.classes), input_size)
+def _loss(module: CenterNet, batch: Batch, device: torch.device) -> tuple[torch.Tensor, dict[str, float]]:
+    height, width = batch.images.shape[2:]
+    targets = draw_targets(batch.boxes, batch.classes, len(module.classes), (height, width))
     images = batch.images.to(device, memory_format=torch.channels_last)
     return detection_loss(module.maps(images), {k: v.to(device) for k, v in targets.items()})
 
@@ -240,8 +259,12 @@ class _Training:
         self.val_set = (
             _Batches(_Frames(data.val, data, size), batch_size, workers, self.generator) if data.val else None
         )
-        self.optimiser = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        # The fused step is one kernel over every parameter, not a loop of small per-tensor ops.
+        self.optimiser = torch.optim.AdamW(
+            net.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=True
+        )
         self.average = _WeightAverage(net)
+        self.crop = train_crop_size(config)
         self.history: list[dict[str, float]] = []
         self.best: tuple[float, int, dict[str, torch.Tensor]] | None = None
         self.step = 0
@@ -282,11 +305,15 @@ class _Training:
             lr = _learning_rate(config, self.step, steps * config.epochs, self.elapsed())
             for group in self.optimiser.param_groups:
                 group["lr"] = lr
-            augmented = augment(batch, self.generator) if config.augment else batch
-            loss, _ = _loss(net, augmented, config.input_size, self.device)
+            augmented = (
+                random_crop(augment(batch, self.generator), self.crop, self.generator)
+                if config.augment
+                else batch
+            )
+            loss, _ = _loss(net, augmented, self.device)
             self.optimiser.zero_grad(set_to_none=True)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(net.parameters(), _CLIP_GRAD_NORM)
+            torch.nn.utils.clip_grad_norm_(net.parameters(), _CLIP_GRAD_NORM, foreach=True)
             self.optimiser.step()
             self.average.update(net)
             total, done, self.step = total + float(loss.detach()), done + 1, self.step + 1
