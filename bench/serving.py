@@ -9,9 +9,10 @@ S sessions called side by side from S Python threads with T intra-op threads eac
 after the server runs; the best run is the ceiling, and the report says which layout and batch.
 
 Each model is published into a temporary repository without and with ``dynamic_batching``, with
-one instance, and again with as many instances as the best layout of several sessions has (the
-server gives each instance CPUs / instances threads, that layout's T), and served by a ``python -m
-cvcycle.serve`` subprocess. Asynchronous official clients (``tritonclient.http.aio``,
+one instance at Triton's defaults, and again tuned as the best layout of several sessions runs in
+process: as many instances as it has sessions (the server gives each instance CPUs / instances
+threads, that layout's T) and its best batch size as ``preferred_batch_size``; all served by a
+``python -m cvcycle.serve`` subprocess. Asynchronous official clients (``tritonclient.http.aio``,
 ``tritonclient.grpc.aio``) keep 1, 8 or 32 batch-1 requests in flight for a fixed time each. Every
 throughput is printed with its ratio to the ceiling. For context the report gives the in-process
 batching bound of each layout (its best throughput at batch <= 8 over batch 1) beside the server's
@@ -131,15 +132,22 @@ def layouts(cpus: int) -> list[Layout]:
     return [Layout(n, cpus // n) for n in range(1, cpus + 1) if cpus % n == 0]
 
 
-def publish(repo: Path, model: BenchModel, layout: Layout | None) -> list[tuple[str, bool, Layout]]:
-    """The model without and with dynamic batching, one instance; and both again with ``layout``'s
-    sessions as instances (the server gives each the CPUs / instances as threads, the layout's).
+def publish(
+    repo: Path, model: BenchModel, layout: Layout | None, preferred: int = 1
+) -> list[tuple[str, bool, Layout]]:
+    """The model without and with dynamic batching, one instance, at Triton's defaults; and both
+    again tuned as ``layout`` runs best in process: its sessions as instances (the server gives each
+    the CPUs / instances as threads, the layout's) and its best batch size as the preferred one.
     Returns (name, batched, layout) per published model."""
     io = io_from_onnx(model.onnx_bytes)
     single = Layout(1, os.cpu_count() or 1)
-    variants = [(single, "")] + ([(layout, f"_{layout}")] if layout is not None else [])
+    # Triton's defaults: no queue delay, batches of whatever is waiting, up to max_batch_size.
+    variants = [(single, "", DynamicBatching())]
+    if layout is not None:
+        tuned = DynamicBatching(preferred_batch_size=(preferred,)) if preferred > 1 else DynamicBatching()
+        variants.append((layout, f"_{layout}", tuned))
     published = []
-    for served, suffix in variants:
+    for served, suffix, batching in variants:
         for batched in (False, True):
             name = f"{model.name}{'_batched' if batched else ''}{suffix}"
             text = model_config(
@@ -147,8 +155,7 @@ def publish(repo: Path, model: BenchModel, layout: Layout | None) -> list[tuple[
                 max_batch_size=MAX_BATCH,
                 inputs=io.inputs,
                 outputs=io.outputs,
-                # Triton's defaults: no queue delay, batches of whatever is waiting, up to max_batch_size.
-                dynamic_batching=DynamicBatching() if batched else None,
+                dynamic_batching=batching if batched else None,
                 instance_count=served.sessions,
             )
             write_repository_version(repo, name, 1, model.onnx_bytes, text)
@@ -197,31 +204,32 @@ def run_sessions(model: BenchModel, layout: Layout, spinning: str, seconds: floa
         for session in sessions:
             session.run(None, batch_feeds)
     latencies: dict[int, list[list[float]]] = {batch: [[] for _ in sessions] for batch in BATCH_SIZES}
-    totals = {batch: [0.0, 0.0, 0.0] for batch in BATCH_SIZES}  # wall, CPU, other processes' CPU
-    for _ in range(PASSES):
-        for batch in BATCH_SIZES:
-            start = threading.Barrier(len(sessions) + 1)
-            slice_seconds = seconds / 4 / PASSES
-            threads = [
-                threading.Thread(target=call_until, args=(session, feeds[batch], start, slice_seconds, out))
-                for session, out in zip(sessions, latencies[batch], strict=True)
-            ]
-            for thread in threads:
-                thread.start()
-            with OtherLoad() as load:
+    totals = {batch: [0.0, 0.0] for batch in BATCH_SIZES}  # wall, CPU
+    # Other processes' load over the whole run: /proc counts in ticks, too coarse for one slice.
+    with OtherLoad() as load:
+        for _ in range(PASSES):
+            for batch in BATCH_SIZES:
+                start = threading.Barrier(len(sessions) + 1)
+                slice_seconds = seconds / 4 / PASSES
+                threads = [
+                    threading.Thread(
+                        target=call_until, args=(session, feeds[batch], start, slice_seconds, out)
+                    )
+                    for session, out in zip(sessions, latencies[batch], strict=True)
+                ]
+                for thread in threads:
+                    thread.start()
                 start.wait()
                 cpu, wall = time.process_time(), time.perf_counter()
                 for thread in threads:
                     thread.join()
-                cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-            totals[batch][0] += wall
-            totals[batch][1] += cpu
-            totals[batch][2] += load.cores * wall
+                totals[batch][0] += time.perf_counter() - wall
+                totals[batch][1] += time.process_time() - cpu
     runs = {}
-    for batch, (wall, cpu, others) in totals.items():
+    for batch, (wall, cpu) in totals.items():
         inferences = batch * sum(len(calls) for calls in latencies[batch])
         p50 = float(np.median(latencies[batch][0]))
-        runs[batch] = Run(inferences / wall, 1e3 * cpu / inferences, p50, others / wall)
+        runs[batch] = Run(inferences / wall, 1e3 * cpu / inferences, p50, load.cores)
     return runs
 
 
@@ -244,8 +252,8 @@ def in_process(model: BenchModel, seconds: float) -> dict[Layout, dict[int, Run]
 
 def merge(a: dict[Layout, dict[int, Run]], b: dict[Layout, dict[int, Run]]) -> dict[Layout, dict[int, Run]]:
     """Two measurements as one, per layout and batch size: the better throughput and p50 of the two,
-    and their mean CPU per inference (the quieter moment's alone would make inference look cheap
-    beside a server measured through busier ones)."""
+    their mean CPU per inference (the quieter moment's alone would make inference look cheap beside
+    a server measured through busier ones) and the higher load of other processes."""
     merged: dict[Layout, dict[int, Run]] = {}
     for layout, runs in a.items():
         merged[layout] = {}
@@ -255,6 +263,7 @@ def merge(a: dict[Layout, dict[int, Run]], b: dict[Layout, dict[int, Run]]) -> d
                 max(run.throughput, other.throughput),
                 (run.core_ms + other.core_ms) / 2,
                 min(run.p50, other.p50),
+                max(run.other_cores, other.other_cores),
             )
     return merged
 
@@ -490,6 +499,7 @@ def report(
     results: dict[Layout, dict[int, Run]],
     published: Published,
     rows: Rows,
+    preferred: int,
 ) -> None:
     """The tables, the CPU per request, the goals, and a warning when other processes took CPUs."""
     cpus = os.cpu_count() or 1
@@ -510,7 +520,7 @@ def report(
 
     print(
         "   cvcycle serve, batch-1 requests, inferences/s (ratio to the ceiling); "
-        "instances SxT: instance_group count S, T intra-op threads each"
+        "instances SxT: instance_group count S, T intra-op threads each; pB: preferred_batch_size B"
     )
     print(
         f"   {'protocol':<8} {'batching':<9} {'instances':<10}"
@@ -523,7 +533,8 @@ def report(
             f"{f'{p.throughput:,.0f}/s ({p.throughput / ceiling:.2f})':>20}" for p in points.values()
         )
         note = "  <- the ceiling's layout" if layout == top_layout and layout != single else ""
-        print(f"   {protocol:<8} {'on' if batched else 'off':<9} {layout!s:<10}{cells}{note}")
+        label = f"{layout} p{preferred}" if batched and layout != single and preferred > 1 else str(layout)
+        print(f"   {protocol:<8} {'on' if batched else 'off':<9} {label:<10}{cells}{note}")
 
     print(
         f"   CPU per request at conc 32 with batching, in core-ms (inference alone {inference.core_ms:.4f}); "
@@ -603,15 +614,22 @@ class ModelBench:
     published: Published = field(default_factory=list)
     rows: Rows = field(default_factory=dict)
     other_cores: dict[str, float] = field(default_factory=dict)  # phase -> cores
+    preferred: int = 1  # the preferred batch size of the tuned layout's batched variant
 
 
 async def serve_and_measure(benches: list[ModelBench], seconds: float) -> None:
     with tempfile.TemporaryDirectory(prefix="cvcycle-bench-serving-") as tmp:
         repo = Path(tmp)
         for bench in benches:
-            # Besides one instance on every CPU, the best layout of several sessions, measured before.
+            # Besides one instance on every CPU, the best layout of several sessions, measured before,
+            # with its best batch size as the preferred one.
             several = {layout: runs for layout, runs in bench.before.items() if layout.sessions > 1}
-            bench.published = publish(repo, bench.model, best_of(several)[0] if several else None)
+            if several:
+                layout = best_of(several)[0]
+                bench.preferred = best_of({layout: several[layout]})[1]
+                bench.published = publish(repo, bench.model, layout, bench.preferred)
+            else:
+                bench.published = publish(repo, bench.model, None)
         server = ServerProcess(repo)
         try:
             await server.wait_ready()
@@ -637,7 +655,7 @@ def run_bench(models: list[BenchModel], seconds: float) -> None:
             after = in_process(bench.model, seconds)
         bench.other_cores["in-process after"] = load.cores
         results = merge(bench.before, after)
-        report(bench.model, results, bench.published, bench.rows)
+        report(bench.model, results, bench.published, bench.rows, bench.preferred)
         print(
             "   other processes used, in cores: "
             + ", ".join(f"{cores:.2f} {phase}" for phase, cores in bench.other_cores.items())
