@@ -335,7 +335,9 @@ class _Training:
         """Validate the averaged weights, keep them if they are the best yet, report the epoch."""
         with self.average.swapped_in(self.net):
             if self.val_set is not None:
+                started = time.perf_counter()
                 metrics.update(_validate(self.net, self.val_set, self.config.input_size, self.device))
+                metrics["val_seconds"] = round(time.perf_counter() - started, 3)
             self.history.append(metrics)
             # Higher is better: validation mAP@0.5 when there is a validation slice, else -loss.
             score = metrics["val_map50"] if self.val_set is not None else -metrics["train_loss"]
