@@ -9,11 +9,14 @@ from __future__ import annotations
 import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper
+from tritonclient.utils import InferenceServerException
 
 from cvcycle.registry.publish import write_repository_version
 from cvcycle.registry.triton import DynamicBatching, VersionPolicy, io_from_onnx, model_config
@@ -223,3 +226,30 @@ def identities() -> bytes:
 @pytest.fixture
 def sample() -> np.ndarray:
     return np.arange(8, dtype=np.float32).reshape(2, 4)
+
+
+@pytest.fixture
+def assert_input_errors(sample: np.ndarray) -> Callable[[Any, ModuleType], None]:
+    """Checks that the served ``affine`` model refuses a wrong input name, shape and datatype,
+    naming what it expected and what came; with ``tritonclient.http`` or ``tritonclient.grpc``."""
+
+    def message_of(c: Any, tensor: Any) -> str:
+        with pytest.raises(InferenceServerException) as info:
+            c.infer("affine", [tensor])
+        return str(info.value.message())
+
+    def check(c: Any, triton: ModuleType) -> None:
+        wrong_name = triton.InferInput("images", [2, 4], "FP32")
+        wrong_name.set_data_from_numpy(sample)
+        assert "has no input 'images'; its inputs are x" in message_of(c, wrong_name)
+
+        wrong_shape = triton.InferInput("x", [2, 5], "FP32")
+        wrong_shape.set_data_from_numpy(np.zeros((2, 5), np.float32))
+        message = message_of(c, wrong_shape)
+        assert "input 'x'" in message and "expected shape [-1, 4]" in message and "got [2, 5]" in message
+
+        wrong_type = triton.InferInput("x", [2, 4], "FP64")
+        wrong_type.set_data_from_numpy(sample.astype(np.float64))
+        assert "expected datatype FP32, got FP64" in message_of(c, wrong_type)
+
+    return check

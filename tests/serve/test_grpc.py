@@ -112,7 +112,7 @@ def test_every_datatype_round_trips(serve: Any, publish: Any, identities: bytes)
 
 
 def test_errors_name_their_cause(
-    serve: Any, publish: Any, affine: Affine, repo: Path, sample: np.ndarray
+    serve: Any, publish: Any, affine: Affine, repo: Path, sample: np.ndarray, assert_input_errors: Any
 ) -> None:
     publish("affine", 1, affine(1.0, 0.0))
     server = serve(poll_interval=0)
@@ -125,18 +125,7 @@ def test_errors_name_their_cause(
     message = error_of(lambda: c.get_model_metadata("nope"))
     assert "unknown model 'nope'" in message and "affine" in message
 
-    wrong_name = triton.InferInput("images", [2, 4], "FP32")
-    wrong_name.set_data_from_numpy(sample)
-    message = error_of(lambda: c.infer("affine", [wrong_name]))
-    assert "has no input 'images'; its inputs are x" in message
-
-    message = error_of(lambda: infer_affine(c, np.zeros((2, 5), np.float32)))
-    assert "input 'x'" in message and "expected shape [-1, 4]" in message and "got [2, 5]" in message
-
-    wrong_type = triton.InferInput("x", [2, 4], "FP64")
-    wrong_type.set_data_from_numpy(sample.astype(np.float64))
-    message = error_of(lambda: c.infer("affine", [wrong_type]))
-    assert "expected datatype FP32, got FP64" in message
+    assert_input_errors(c, triton)
 
     # Version 2 is newest but broken: version 1 serves, and version 2 says why it does not.
     np.testing.assert_allclose(infer_affine(c, sample).as_numpy("y"), sample)

@@ -134,25 +134,16 @@ def test_every_datatype_round_trips(serve: Any, publish: Any, identities: bytes,
         np.testing.assert_array_equal(got, array)
 
 
-def test_errors_name_their_cause(serve: Any, publish: Any, affine: Affine, sample: np.ndarray) -> None:
+def test_errors_name_their_cause(
+    serve: Any, publish: Any, affine: Affine, sample: np.ndarray, assert_input_errors: Any
+) -> None:
     publish("affine", 1, affine(1.0, 0.0))
     c = client(serve())
 
     message = error_of(lambda: c.get_model_metadata("nope"))
     assert "unknown model 'nope'" in message and "affine" in message
 
-    wrong_name = triton.InferInput("images", [2, 4], "FP32")
-    wrong_name.set_data_from_numpy(sample)
-    message = error_of(lambda: c.infer("affine", [wrong_name]))
-    assert "has no input 'images'; its inputs are x" in message
-
-    message = error_of(lambda: infer_affine(c, np.zeros((2, 5), np.float32)))
-    assert "input 'x'" in message and "expected shape [-1, 4]" in message and "got [2, 5]" in message
-
-    wrong_type = triton.InferInput("x", [2, 4], "FP64")
-    wrong_type.set_data_from_numpy(sample.astype(np.float64))
-    message = error_of(lambda: c.infer("affine", [wrong_type]))
-    assert "expected datatype FP32, got FP64" in message
+    assert_input_errors(c, triton)
 
     message = error_of(lambda: infer_affine(c, np.zeros((9, 4), np.float32)))
     assert "batch size 9 exceeds max_batch_size 8" in message
