@@ -167,6 +167,8 @@ class _WeightAverage:
         self.decay = decay
         self.updates = 0
         self.state = {k: v.detach().clone() for k, v in module.state_dict().items()}
+        self._floats = [k for k, v in self.state.items() if v.dtype.is_floating_point]
+        self._float_state = [self.state[k] for k in self._floats]
 
     def update(self, module: torch.nn.Module) -> None:
         self.updates += 1
@@ -174,10 +176,8 @@ class _WeightAverage:
         d = min(self.decay, (1 + self.updates) / (10 + self.updates))
         with torch.no_grad():
             current = module.state_dict()
-            floats = [k for k in self.state if self.state[k].dtype.is_floating_point]
-            mine = [self.state[k] for k in floats]
-            # One multi-tensor call instead of ~100 small ones: a tenth of the time on a CPU.
-            torch._foreach_lerp_(mine, [current[k].detach() for k in floats], 1 - d)
+            # One multi-tensor call instead of ~100 small ones.
+            torch._foreach_lerp_(self._float_state, [current[k].detach() for k in self._floats], 1 - d)
             for key, value in current.items():
                 if not value.dtype.is_floating_point:
                     self.state[key].copy_(value)
