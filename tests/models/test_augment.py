@@ -1,4 +1,5 @@
-"""The detector's training augmentation: boxes follow the pixels, and the training window."""
+"""The detector's training augmentation: boxes follow the pixels, colours change by whole channels,
+and the training window."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from cvcycle.models.augment import Batch, random_crop
+from cvcycle.models.augment import BRIGHTNESS, COLOUR, Batch, colour_jitter, flip_zoom_shift
 from cvcycle.models.detector import train_crop_size
 from cvcycle.train.config import TrainConfig
 
@@ -21,28 +22,51 @@ def _marked_batch() -> Batch:
     return Batch(images, boxes, [np.array([0]), np.array([1])])
 
 
-def test_a_random_crop_moves_the_boxes_with_the_pixels() -> None:
+@pytest.mark.parametrize("size", [None, (32, 64)])
+def test_flip_zoom_shift_moves_the_boxes_with_the_pixels(size: tuple[int, int] | None) -> None:
     batch = _marked_batch()
+    kept = 0
     for seed in range(20):
-        cropped = random_crop(batch, (32, 64), torch.Generator().manual_seed(seed))
-        assert cropped.images.shape == (2, 3, 32, 64)
+        moved = flip_zoom_shift(batch, torch.Generator().manual_seed(seed), size)
+        assert moved.images.shape == (2, 3, *(size or (64, 96)))
         for image, boxes, classes, original in zip(
-            cropped.images, cropped.boxes, cropped.classes, batch.classes, strict=True
+            moved.images, moved.boxes, moved.classes, batch.classes, strict=True
         ):
-            marked = image[0] > 0.5
             if len(boxes) == 0:
                 continue  # less than half of the box stayed in the window
-            (x0, y0, x1, y1), (cls,) = boxes[0].astype(int), classes
-            assert cls == original[0]
-            assert bool(marked[y0:y1, x0:x1].all()), "the box covers marked pixels"
-            assert int(marked.sum()) == (x1 - x0) * (y1 - y0), "and no marked pixel lies outside it"
+            kept += 1
+            assert classes[0] == original[0]
+            # Bilinear resampling blurs an edge over a pixel: the marked pixels (above half) span
+            # the box to within one pixel on every side.
+            ys, xs = np.nonzero((image[0] > 0.5).numpy())
+            x0, y0, x1, y1 = boxes[0]
+            assert abs(xs.min() - x0) <= 1 and abs(xs.max() + 1 - x1) <= 1, (seed, boxes[0])
+            assert abs(ys.min() - y0) <= 1 and abs(ys.max() + 1 - y1) <= 1, (seed, boxes[0])
+    assert kept >= 10, "most boxes stay in the picture"
 
 
-def test_a_crop_of_the_whole_image_changes_nothing_and_a_larger_one_is_refused() -> None:
-    batch = _marked_batch()
-    assert random_crop(batch, (64, 96), torch.Generator()) is batch
+def test_a_window_larger_than_the_images_is_refused() -> None:
     with pytest.raises(ValueError, match="does not fit"):
-        random_crop(batch, (96, 96), torch.Generator())
+        flip_zoom_shift(_marked_batch(), torch.Generator(), (96, 96))
+
+
+def test_colour_jitter_scales_and_shuffles_whole_channels_and_sometimes_drops_colour() -> None:
+    levels = torch.tensor([0.2, 0.4, 0.6])
+    images = levels.view(1, 3, 1, 1).expand(64, 3, 4, 4).contiguous()
+    batch = Batch(images, [np.zeros((0, 4), np.float32)] * 64, [np.zeros(0, np.int64)] * 64)
+    out = colour_jitter(batch, torch.Generator().manual_seed(0)).images
+    assert out.shape == images.shape and float(out.min()) >= 0 and float(out.max()) <= 1
+    assert torch.equal(out, out[:, :, :1, :1].expand_as(out)), "every channel is scaled as a whole"
+    values = out[:, :, 0, 0]
+    grey = (values.amax(1) - values.amin(1)) < 1e-6
+    assert 0 < int(grey.sum()) < 64, "some images, not all, lose their colour"
+    low, high = BRIGHTNESS[0] * (1 - COLOUR), BRIGHTNESS[1] * (1 + COLOUR)
+    for row in values[~grey]:
+        # Each output channel is one of the input channels times a gain within the ranges.
+        ratios = row.view(3, 1) / levels.view(1, 3)
+        assert all(bool(((r >= low - 1e-6) & (r <= high + 1e-6)).any()) for r in ratios)
+    orders = {tuple(torch.argsort(row).tolist()) for row in values[~grey]}
+    assert len(orders) > 1, "the channel order changes between images"
 
 
 @pytest.mark.parametrize(
