@@ -107,8 +107,10 @@ def add_synthetic_clips(
 
     Each clip lasts ``seconds`` (at 10 fps); ``empty_share`` of them show no people. Clips already
     in the dataset (same seed and settings) are left as they are. With ``out_dir`` the MP4s go to
-    ``out_dir/videos`` and a COCO export of their frames to ``out_dir``. Clips render in
-    ``processes`` processes (default: one per CPU) while this one ingests them in order.
+    ``out_dir/videos`` and a COCO export of their frames to ``out_dir``. From eight clips on,
+    they render in ``processes`` processes (default: one per CPU) while this one ingests them in
+    order; the processes are spawned, so a script calling this needs Python's
+    ``if __name__ == "__main__":`` guard, as with any multiprocessing code.
     """
     specs = generate_clips(clips, lighting, dogs, seed, seconds=seconds, empty_share=empty_share)
     summary: list[dict[str, Any]] = []
