@@ -203,22 +203,11 @@ def _learning_rate(config: AdapterConfig, step: int, planned_steps: int, elapsed
     return config.lr * warmup * cosine
 
 
-Prepared = tuple[torch.Tensor, dict[str, torch.Tensor]]
-
-
-def _prepare(batch: Batch, num_classes: int) -> Prepared:
-    """Images in channels-last layout (what the convolutions run fastest on) and their targets."""
+def _loss(module: CenterNet, batch: Batch, device: torch.device) -> tuple[torch.Tensor, dict[str, float]]:
     height, width = batch.images.shape[2:]
-    targets = draw_targets(batch.boxes, batch.classes, num_classes, (height, width))
-    return batch.images.contiguous(memory_format=torch.channels_last), targets
-
-
-def _loss(
-    module: CenterNet, prepared: Prepared, device: torch.device
-) -> tuple[torch.Tensor, dict[str, float]]:
-    images, targets = prepared
-    maps = module.maps(images.to(device, memory_format=torch.channels_last))
-    return detection_loss(maps, {k: v.to(device) for k, v in targets.items()})
+    targets = draw_targets(batch.boxes, batch.classes, len(module.classes), (height, width))
+    images = batch.images.to(device, memory_format=torch.channels_last)
+    return detection_loss(module.maps(images), {k: v.to(device) for k, v in targets.items()})
 
 
 def _validate(
@@ -312,11 +301,12 @@ class _Training:
         net.train()
         steps = len(self.train_set)
         total, done, lr = 0.0, 0, config.lr
-        for prepared in self.prepared_batches():
+        for batch in self.train_set.epoch(shuffle=True):
             lr = _learning_rate(config, self.step, steps * config.epochs, self.elapsed())
             for group in self.optimiser.param_groups:
                 group["lr"] = lr
-            loss, _ = _loss(net, prepared, self.device)
+            augmented = augment(batch, self.generator, self.crop) if config.augment else batch
+            loss, _ = _loss(net, augmented, self.device)
             self.optimiser.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(net.parameters(), _CLIP_GRAD_NORM, foreach=True)
@@ -336,13 +326,6 @@ class _Training:
             "steps": float(done),
             "seconds": round(self.elapsed(), 3),  # since training began, at the end of this epoch
         }
-
-    def prepared_batches(self) -> Iterator[Prepared]:
-        """One epoch of training batches, shuffled, augmented into the training window, with targets."""
-        for batch in self.train_set.epoch(shuffle=True):
-            if self.config.augment:
-                batch = augment(batch, self.generator, self.crop)
-            yield _prepare(batch, len(self.net.classes))
 
     def end_epoch(self, epoch: int, metrics: dict[str, float]) -> None:
         """Validate the averaged weights, keep them if they are the best yet, report the epoch."""
