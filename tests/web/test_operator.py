@@ -108,6 +108,53 @@ def test_missed_detection_marked_with_a_new_box(
     assert page.errors == []
 
 
+def test_a_click_on_the_feed_survives_an_event_arriving_under_the_pointer(
+    page: Any, live: Live, push_event: Callable[..., int]
+) -> None:
+    """Live events re-render the feed; a row pressed before one arrives and released after still opens."""
+    source = _unique("cam-pressed")
+    event_id = push_event(source=source)
+    page.goto(f"{live.url}/feed")
+    expect(page.locator(".live-dot.on")).to_have_count(1)
+    row = page.locator(f'.feed-row[data-event-id="{event_id}"]')
+    expect(row).to_contain_text(source)
+    box = row.bounding_box()
+    assert box is not None
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.down()
+    newer = push_event(source=_unique("cam-newer"))  # arrives over SSE while the button is held
+    expect(page.locator(f'.feed-row[data-event-id="{newer}"]')).to_have_count(1)
+    page.mouse.up()
+    expect(page.locator(".card .title")).to_have_text(source)
+    assert page.errors == []
+
+
+def test_a_click_on_the_missed_queue_survives_the_list_refreshing_under_the_pointer(
+    page: Any, live: Live, push_event: Callable[..., int]
+) -> None:
+    """The queue re-renders when frames are drawn; an item pressed before and released after still opens."""
+    source = _unique("cam-press")
+    event_id = push_event(source=source, detections=[])
+    page.goto(f"{live.url}/missed")
+    expect(page.locator('select[aria-label="model"] option').first).to_be_attached()
+    page.keyboard.press("d")
+    item = page.locator(f'.queue li[data-event-id="{event_id}"]')
+    expect(item).to_contain_text(source)
+    page.locator(".queue li").first.click()  # something else is open first
+    expect(page.locator(".card .title")).not_to_have_text(source)
+    page.evaluate("document.querySelector('.status-line').textContent = ''")
+    box = item.bounding_box()
+    assert box is not None
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.down()
+    page.keyboard.press("d")  # draws again: the list refreshes while the button is held
+    expect(page.locator(".status-line")).not_to_be_empty()
+    page.mouse.up()
+    expect(page.locator(".card .title")).to_have_text(source)
+    expect(item).to_have_class(re.compile(r"\bselected\b"))
+    assert page.errors == []
+
+
 def test_dashboard_shows_the_new_counts(
     page: Any, live: Live, push_event: Callable[..., int], screenshot: Callable[[Any, str], Path]
 ) -> None:

@@ -146,7 +146,9 @@ export async function mount(root, params) {
         class: `feed-row${item.id === selectedId ? " selected" : ""}`,
         style: { top: `${index * ROW}px` },
         dataset: { eventId: item.id },
-        onclick: () => select(item.id),
+        // On the press, not the click: events arriving live re-render and shift the rows, and a
+        // re-render between press and release would swallow the click.
+        onmousedown: (e) => e.button === 0 && select(item.id),
       },
       h("div", { class: "line1" }, h("span", { class: "source" }, item.source), h("span", { class: "muted" }, `#${item.id}`), h("span", { class: "spacer" }), verdictBadges(item.verdicts)),
       h("div", { class: "line2" }, `${fmtTime(item.time)} · ${item.model} · ${boxes ? `${boxes} box${boxes > 1 ? "es" : ""}: ${[...new Set(item.detections.map((d) => d.cls))].join(", ")}` : "nothing detected"}`),

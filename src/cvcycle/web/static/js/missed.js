@@ -40,6 +40,8 @@ export async function mount(root) {
     h("div", { class: "missed" }, listNode, view),
   );
 
+  // A row opens on the press of the button, not on the click: the list refreshes whenever frames
+  // are drawn, and a refresh between press and release would swallow the click.
   function renderList() {
     const open = queue.filter((q) => !q.done).length;
     pending.textContent = `${open} to review`;
@@ -47,7 +49,7 @@ export async function mount(root) {
       listNode,
       queue.length
         ? queue.map((q, i) =>
-            h("li", { class: `${i === current ? "selected" : ""} ${q.done ? "done" : ""}`, dataset: { eventId: q.id }, onclick: () => show(i) }, h("div", {}, h("strong", {}, q.source), ` #${q.id}`), h("div", { class: "muted" }, fmtTime(q.time), " ", verdictBadges(q.verdicts || []))),
+            h("li", { class: `${i === current ? "selected" : ""} ${q.done ? "done" : ""}`, dataset: { eventId: q.id }, onmousedown: (e) => e.button === 0 && show(i) }, h("div", {}, h("strong", {}, q.source), ` #${q.id}`), h("div", { class: "muted" }, fmtTime(q.time), " ", verdictBadges(q.verdicts || []))),
           )
         : h("li", { class: "muted" }, "Nothing waiting. Press d to draw frames."),
     );
@@ -138,8 +140,18 @@ export async function mount(root) {
     if (await send({ type: "confirmed" })) show(current + 1);
   }
 
-  async function drawMore() {
-    if (!modelSelect.value) return;
+  // One draw at a time: "d" pressed while frames are being drawn (or while the page draws on
+  // opening) waits for that draw instead of sampling twice.
+  let drawing = null;
+  function drawMore() {
+    if (!modelSelect.value) return Promise.resolve();
+    drawing ??= drawFrames().finally(() => {
+      drawing = null;
+    });
+    return drawing;
+  }
+
+  async function drawFrames() {
     try {
       const drawn = await api.post("/api/feedback/review-frames/sample", { model: modelSelect.value, limit: DRAW_LIMIT, min_gap_s: MIN_GAP_S });
       await loadQueue();
