@@ -230,3 +230,18 @@ def test_a_broken_entry_point_is_reported_by_name(plugin_dir: Path) -> None:
     (plugin_dir / "entry_points.txt").write_text("[cvcycle.adapters]\nbroken = no_such_module:Adapter\n")
     with pytest.raises(InvalidInput, match="'broken'"):
         reload_adapters()
+
+
+@pytest.mark.parametrize(
+    ("epochs", "validate_from", "validated"), [(4, 0.5, [2, 3, 4]), (2, 0.0, [1, 2]), (3, 1.0, [3])]
+)
+def test_the_detector_validates_the_epochs_past_validate_from_and_the_last(
+    synthetic: tuple[TrainingData, list[np.ndarray]], epochs: int, validate_from: float, validated: list[int]
+) -> None:
+    data, _ = synthetic
+    config = TINY.model_copy(update={"epochs": epochs, "validate_from": validate_from})
+    adapter = create_adapter("detector")
+    outcome = adapter.train(adapter.build(config, data.classes), data, config, None)
+    assert [int(h["epoch"]) for h in outcome.history] == list(range(1, epochs + 1))
+    assert [int(h["epoch"]) for h in outcome.history if "val_map50" in h] == validated
+    assert outcome.best_epoch in validated  # an epoch never validated is never kept

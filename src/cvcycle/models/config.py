@@ -43,6 +43,13 @@ class TrainConfig(BaseModel):
     device: str = Field(default="cpu", description="cpu, cuda or cuda:N (no silent fallback).")
     num_workers: int = Field(default=2, ge=0, description="Frame-decoding workers.")
     augment: bool = Field(default=True, description="Mosaic, flip/zoom/shift and colour jitter.")
+    validate_from: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="Validate each epoch that ends past this share of the run (of its planned steps or "
+        "time budget, whichever is further along); the last epoch always is. 0 validates every epoch.",
+    )
     init_from: str | None = Field(
         default=None,
         description="Start from this model version's weights (fine-tuning), e.g. detector@1; its "

@@ -3,8 +3,9 @@
 Training is AdamW with a short warm-up and a cosine schedule driven by progress, where progress is
 the larger of steps done / planned steps and seconds spent / ``max_seconds``: a run stopped by its
 time budget still ends at a low learning rate. Batches are augmented (:mod:`cvcycle.models.augment`),
-an exponential moving average of the weights is validated after every epoch, and the average of
-the epoch with the best validation mAP@0.5 is kept (ties go to the later epoch). Frames are decoded
+an exponential moving average of the weights is validated after each epoch in the later part of
+the run (``validate_from``) and after the last, and the average of the validated epoch with the best
+validation mAP@0.5 is kept (ties go to the later epoch). Frames are decoded
 once and kept in memory when they fit ``_CACHE_BYTES``; larger sets stream through a ``DataLoader``
 with ``num_workers`` workers.
 """
@@ -193,13 +194,19 @@ class _WeightAverage:
             module.load_state_dict(trained)
 
 
-def _learning_rate(config: AdapterConfig, step: int, planned_steps: int, elapsed: float) -> float:
+def _progress(config: AdapterConfig, step: int, planned_steps: int, elapsed: float) -> float:
+    """How far along the run is: steps done or seconds spent, whichever is further, in [0, 1]."""
     progress = step / max(planned_steps, 1)
     if config.max_seconds:
         progress = max(progress, elapsed / config.max_seconds)
+    return min(progress, 1.0)
+
+
+def _learning_rate(config: AdapterConfig, step: int, planned_steps: int, elapsed: float) -> float:
+    progress = _progress(config, step, planned_steps, elapsed)
     # A short run warms up for a tenth of its steps at most.
     warmup = min(1.0, (step + 1) / min(_WARMUP_STEPS, planned_steps // 10 + 1))
-    cosine = _MIN_LR_FACTOR + (1 - _MIN_LR_FACTOR) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+    cosine = _MIN_LR_FACTOR + (1 - _MIN_LR_FACTOR) * 0.5 * (1 + math.cos(math.pi * progress))
     return config.lr * warmup * cosine
 
 
@@ -280,8 +287,9 @@ class _Training:
         self.start = time.perf_counter()
         for epoch in range(1, self.config.epochs + 1):
             metrics = self.train_epoch(epoch)
-            self.end_epoch(epoch, metrics)
-            if self.out_of_time():
+            last = epoch == self.config.epochs or self.out_of_time()
+            self.end_epoch(epoch, metrics, last)
+            if last:
                 break
         assert self.best is not None
         _, best_epoch, state = self.best
@@ -327,17 +335,30 @@ class _Training:
             "seconds": round(self.elapsed(), 3),  # since training began, at the end of this epoch
         }
 
-    def end_epoch(self, epoch: int, metrics: dict[str, float]) -> None:
-        """Validate the averaged weights, keep them if they are the best yet, report the epoch."""
+    def end_epoch(self, epoch: int, metrics: dict[str, float], last: bool) -> None:
+        """Validate the averaged weights (past ``validate_from``), keep the best yet, report the epoch.
+
+        Early epochs of a short run are rarely the best, and validating them took a sixth of a
+        60 s budget; their history rows carry the training metrics only.
+        """
+        config = self.config
+        planned = len(self.train_set) * config.epochs
+        validate = self.val_set is not None and (
+            last or _progress(config, self.step, planned, self.elapsed()) >= config.validate_from
+        )
         with self.average.swapped_in(self.net):
-            if self.val_set is not None:
+            # Higher is better: validation mAP@0.5 when there is a validation slice, else -loss;
+            # an epoch not validated is no candidate.
+            score: float | None = -metrics["train_loss"]
+            if self.val_set is not None and validate:
                 started = time.perf_counter()
-                metrics.update(_validate(self.net, self.val_set, self.config.input_size, self.device))
+                metrics.update(_validate(self.net, self.val_set, config.input_size, self.device))
                 metrics["val_seconds"] = round(time.perf_counter() - started, 3)
+                score = metrics["val_map50"]
+            elif self.val_set is not None:
+                score = None
             self.history.append(metrics)
-            # Higher is better: validation mAP@0.5 when there is a validation slice, else -loss.
-            score = metrics["val_map50"] if self.val_set is not None else -metrics["train_loss"]
-            if self.best is None or score >= self.best[0]:
+            if score is not None and (self.best is None or score >= self.best[0]):
                 state = {k: v.detach().to("cpu", copy=True) for k, v in self.net.state_dict().items()}
                 self.best = (score, epoch, state)
             if self.progress:
