@@ -14,6 +14,7 @@ from cvcycle.db import Database
 from cvcycle.db.models import AliasChange, ModelVersion, Run
 from cvcycle.errors import InvalidInput, NotFound
 from cvcycle.media import decode_jpeg
+from cvcycle.models.detector import DetectorAdapter
 from cvcycle.registry.loading import load_model
 from cvcycle.registry.versions import lineage, resolve_model_ref
 from cvcycle.settings import Settings
@@ -21,6 +22,8 @@ from cvcycle.store import BlobStore
 from cvcycle.train.service import clone_run, list_runs, show_run, train_model
 
 from .conftest import TINY_SETS
+
+NETWORK = dict(DetectorAdapter.default_options)
 
 
 def test_a_run_records_its_inputs_and_produces_a_candidate(
@@ -215,3 +218,53 @@ def test_init_from_starts_from_the_weights_of_a_version_and_records_which(
     with db.read() as session:
         assert resolve_model_ref(session, "detector:candidate").version == 2
         assert len(session.scalars(select(Run)).all()) == 2
+
+
+def _forget_network(db: Database, result: Any) -> None:
+    """Make ``result``'s run and version look recorded before the detector's network options existed."""
+    with db.write() as session:
+        run = session.get(Run, result.run_id)
+        version = session.scalars(select(ModelVersion).where(ModelVersion.run_id == result.run_id)).one()
+        assert run is not None
+        for row in (run, version):
+            options = {k: v for k, v in row.config["options"].items() if k not in NETWORK}
+            row.config = {**row.config, "options": options}
+
+
+def test_the_network_a_version_was_built_with_stays_on_its_record(
+    db: Database, store: BlobStore, settings: Settings, day_dataset: str
+) -> None:
+    # A new run records the adapter's default network.
+    new = train_model(db, store, settings, dataset=day_dataset, sets=TINY_SETS)
+    with db.read() as session:
+        assert resolve_model_ref(session, new.ref).config["options"] == NETWORK
+    assert load_model(db, store, new.ref).module.stride == NETWORK["stride"]
+
+    # A version recorded before the options existed has, and keeps, the stride-4 network.
+    legacy = ["options.stride=4", "options.head=separate"]
+    old = train_model(db, store, settings, dataset=day_dataset, sets=[*TINY_SETS, *legacy])
+    _forget_network(db, old)
+    assert load_model(db, store, old.ref).module.stride == 4
+    clone = clone_run(db, store, settings, old.run_id, ["epochs=1"])
+    tuned = train_model(
+        db, store, settings, dataset=day_dataset, sets=[*TINY_SETS, "epochs=1", f"init_from={old.ref}"]
+    )
+    for result in (clone, tuned):
+        with db.read() as session:
+            assert resolve_model_ref(session, result.ref).config["options"] == {}
+        assert load_model(db, store, result.ref).module.stride == 4
+
+    # Starting from a new version takes its network; asking for another one is refused by name.
+    again = train_model(
+        db, store, settings, dataset=day_dataset, sets=[*TINY_SETS, "epochs=1", f"init_from={new.ref}"]
+    )
+    with db.read() as session:
+        assert resolve_model_ref(session, again.ref).config["options"] == NETWORK
+    with pytest.raises(InvalidInput, match=f"options.stride 8 vs unset in {old.ref}"):
+        train_model(
+            db,
+            store,
+            settings,
+            dataset=day_dataset,
+            sets=[*TINY_SETS, "options.stride=8", f"init_from={old.ref}"],
+        )

@@ -6,6 +6,11 @@ or, from another distribution, through the ``cvcycle.adapters`` entry-point grou
 point loads a module that uses the decorator, or an adapter class registered under the entry
 point's name). ``create_adapter(name)`` is the one front door; the built-in ``detector`` lives in
 :mod:`cvcycle.models.detector`.
+
+An adapter may also declare ``default_options``, a mapping of ``config.options`` that shape its
+network. The training service records them in the config of every new run that does not set them,
+so a version's record always says which network it has; ``build`` gives an option missing from a
+record the meaning it had before the option existed, and older versions keep loading.
 """
 
 from __future__ import annotations

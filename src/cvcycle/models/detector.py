@@ -37,7 +37,7 @@ from cvcycle.models.adapter import (
     resolve_device,
 )
 from cvcycle.models.augment import Batch, augment
-from cvcycle.models.centernet import CenterNet, decode, detection_loss, draw_targets
+from cvcycle.models.centernet import HEADS, STRIDES, CenterNet, decode, detection_loss, draw_targets
 from cvcycle.models.detections import Detections
 from cvcycle.models.predictor import prepare_batch, to_detections
 from cvcycle.models.val_metric import GroundTruth, coco_map
@@ -48,7 +48,10 @@ _MIN_LR_FACTOR = 0.02
 _EMA_DECAY = 0.99
 _CLIP_GRAD_NORM = 10.0
 # Adapter-specific options (config.options); anything else there is a typo.
-_OPTIONS: frozenset[str] = frozenset({"train_crop"})
+_OPTIONS: frozenset[str] = frozenset({"train_crop", "stride", "head"})
+# The network of a version whose config does not name these options: every version trained before
+# they existed has it. New runs record ``DetectorAdapter.default_options``.
+_LEGACY_NETWORK: dict[str, Any] = {"stride": 4, "head": "separate"}
 # With augmentation on, training steps see a random window of this share of each side (rounded
 # down to a multiple of 32): 128x160 of a 160x224 input, 57% of the pixels, at the inference
 # scale. On 2 CPU cores the cheaper steps buy more of them in a time budget, and more steps found
@@ -61,13 +64,26 @@ def _check_options(options: Mapping[str, Any]) -> None:
     if unknown:
         raise InvalidInput(
             f"the detector adapter has no option {', '.join(map(repr, unknown))}",
-            hint="its options: train_crop (share of each side a training step sees, 0 < x <= 1)",
+            hint="its options: train_crop (share of each side a training step sees, 0 < x <= 1), "
+            "stride (output stride, 8 or 4), head (shared or separate)",
         )
     crop = options.get("train_crop", _TRAIN_CROP)
     if isinstance(crop, bool) or not isinstance(crop, int | float) or not 0 < crop <= 1:
         raise InvalidInput(
             f"options.train_crop must be a number in (0, 1], not {crop!r}",
             hint="1 trains on whole images; 0.8 on windows of 80% of each side",
+        )
+    stride = options.get("stride", _LEGACY_NETWORK["stride"])
+    if isinstance(stride, bool) or stride not in STRIDES:
+        raise InvalidInput(
+            f"options.stride must be one of {', '.join(map(str, STRIDES))}, not {stride!r}",
+            hint="8: a coarser heatmap, cheaper steps; 4: finer, for small objects",
+        )
+    head = options.get("head", _LEGACY_NETWORK["head"])
+    if head not in HEADS:
+        raise InvalidInput(
+            f"options.head must be one of {', '.join(HEADS)}, not {head!r}",
+            hint="shared: one convolution feeds the heatmap and the boxes; separate: one each",
         )
 
 
@@ -212,9 +228,9 @@ def _learning_rate(config: AdapterConfig, step: int, planned_steps: int, elapsed
 
 def _loss(module: CenterNet, batch: Batch, device: torch.device) -> tuple[torch.Tensor, dict[str, float]]:
     height, width = batch.images.shape[2:]
-    targets = draw_targets(batch.boxes, batch.classes, len(module.classes), (height, width))
+    targets = draw_targets(batch.boxes, batch.classes, len(module.classes), (height, width), module.stride)
     images = batch.images.to(device, memory_format=torch.channels_last)
-    return detection_loss(module.maps(images), {k: v.to(device) for k, v in targets.items()})
+    return detection_loss(module.maps(images), {k: v.to(device) for k, v in targets.items()}, module.stride)
 
 
 def _validate(
@@ -229,13 +245,15 @@ def _validate(
     height, width = input_size
     with torch.inference_mode():
         for batch in val_set.epoch(shuffle=False):
-            targets = draw_targets(batch.boxes, batch.classes, len(module.classes), input_size)
+            stride = module.stride
+            targets = draw_targets(batch.boxes, batch.classes, len(module.classes), input_size, stride)
             maps = module.maps(batch.images.to(device, memory_format=torch.channels_last))
-            loss, terms = detection_loss(maps, {k: v.to(device) for k, v in targets.items()})
+            loss, terms = detection_loss(maps, {k: v.to(device) for k, v in targets.items()}, stride)
             for key, value in {"loss": float(loss), **terms}.items():
                 sums[key] = sums.get(key, 0.0) + value
             batches += 1
-            boxes, scores, classes = (t.cpu().numpy() for t in decode(*maps, module.top_k, input_size))
+            decoded = decode(*maps, module.top_k, input_size, stride)
+            boxes, scores, classes = (t.cpu().numpy() for t in decoded)
             for i in range(len(boxes)):
                 keep = scores[i] > 0
                 found.append(Detections(boxes[i][keep], scores[i][keep], classes[i][keep]))
@@ -371,13 +389,24 @@ class DetectorAdapter:
     """The built-in anchor-free detector; see :mod:`cvcycle.models.centernet` for the network."""
 
     name = "detector"
+    # Recorded in the config of every new run that does not set them (and does not start from, or
+    # repeat, a version without them): the network a version was built with stays on its record.
+    default_options: Mapping[str, Any] = {"stride": 4, "head": "shared"}
 
     def build(self, config: AdapterConfig, classes: Sequence[str]) -> CenterNet:
         _check_options(config.options)
         if not classes:
             raise InvalidInput("a detector needs at least one class", hint="label some boxes first")
+        network = {**_LEGACY_NETWORK, **config.options}
         try:
-            return CenterNet(tuple(classes), config.width, config.input_size, config.max_detections)
+            return CenterNet(
+                tuple(classes),
+                config.width,
+                config.input_size,
+                config.max_detections,
+                stride=int(network["stride"]),
+                head=str(network["head"]),
+            )
         except ValueError as exc:
             raise InvalidInput(str(exc), hint="use an input_size such as 160x224") from exc
 

@@ -120,9 +120,12 @@ def _plan(
         )
     for text in (train_slice, val_slice):
         slice_spec(session, resolved_ref, text)
-    create_adapter(resolved.config.adapter)
+    adapter = create_adapter(resolved.config.adapter)
+    arch_defaults = dict(getattr(adapter, "default_options", {}))
     if resolved.config.init_from:
-        resolved = _pin_init_from(session, resolved)
+        resolved = _pin_init_from(session, resolved, arch_defaults)
+    elif "parent" not in resolved.sources.values():
+        resolved = _with_options(resolved, arch_defaults)
     return _Plan(
         resolved=resolved,
         dataset=DatasetRef(resolved_ref.dataset.name, resolved_ref.version),
@@ -189,10 +192,30 @@ def clone_run(
     return _execute(db, store, tracker or open_tracker(settings), plan, settings.manifests_dir, progress)
 
 
-def _pin_init_from(session: Session, resolved: ResolvedConfig) -> ResolvedConfig:
+def _with_options(resolved: ResolvedConfig, defaults: Mapping[str, Any]) -> ResolvedConfig:
+    """The config with ``defaults`` recorded for the options it does not set.
+
+    An adapter's ``default_options`` (optional) shape the network of new runs. They are written
+    into the run's config, so the version records the network it was built with; a config without
+    one (recorded before the option existed) builds what the adapter built then. A run repeating a
+    parent takes the parent's record as it stands, and one starting from a version's weights takes
+    that version's choices (``_pin_init_from``).
+    """
+    missing = {k: v for k, v in defaults.items() if k not in resolved.config.options}
+    if not missing:
+        return resolved
+    options = {**resolved.config.options, **missing}
+    return replace(resolved, config=resolved.config.model_copy(update={"options": options}))
+
+
+def _pin_init_from(
+    session: Session, resolved: ResolvedConfig, arch_defaults: Mapping[str, Any]
+) -> ResolvedConfig:
     """Check ``init_from`` names a version of the same adapter and record it as ``name@N``.
 
     An alias moves; the run must say which weights it started from, so a clone starts from the same.
+    The options in ``arch_defaults`` that the run does not set are taken from that version's record,
+    so its weights fit.
     """
     config = resolved.config
     assert config.init_from is not None
@@ -205,11 +228,16 @@ def _pin_init_from(session: Session, resolved: ResolvedConfig) -> ResolvedConfig
         )
     pinned = f"{version.name}@{version.version}"
     recorded = TrainConfig.model_validate(version.config)
-    _refuse_misfit(
-        pinned,
-        [("input_size", config.input_size, recorded.input_size), ("width", config.width, recorded.width)],
-    )
-    return replace(resolved, config=config.model_copy(update={"init_from": pinned}))
+    inherited = {k: recorded.options[k] for k in arch_defaults if k in recorded.options}
+    options = {**inherited, **config.options}
+    pairs: list[tuple[str, Any, Any]] = [
+        ("input_size", config.input_size, recorded.input_size),
+        ("width", config.width, recorded.width),
+    ]
+    theirs = recorded.options
+    pairs += [(f"options.{k}", options.get(k, "unset"), theirs.get(k, "unset")) for k in arch_defaults]
+    _refuse_misfit(pinned, pairs)
+    return replace(resolved, config=config.model_copy(update={"init_from": pinned, "options": options}))
 
 
 def _refuse_misfit(init_from: str, pairs: Sequence[tuple[str, Any, Any]]) -> None:
@@ -217,7 +245,7 @@ def _refuse_misfit(init_from: str, pairs: Sequence[tuple[str, Any, Any]]) -> Non
     if problems:
         raise InvalidInput(
             f"cannot start from the weights of {init_from}: " + "; ".join(problems),
-            hint="train with the same classes, width and input_size, or drop init_from",
+            hint="train with the same classes, width, input_size and network options, or drop init_from",
         )
 
 
