@@ -33,6 +33,31 @@ def drag(page: Any, selector: str, start: tuple[float, float], end: tuple[float,
     page.mouse.up()
 
 
+def _press(page: Any, locator: Any) -> None:
+    """Hold the mouse button down on the middle of ``locator`` (release with ``page.mouse.up()``)."""
+    box = locator.bounding_box()
+    assert box is not None
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.down()
+
+
+def _queue_an_empty_frame(
+    page: Any, live: Live, push_event: Callable[..., int], prefix: str
+) -> tuple[str, int, Any]:
+    """Push an event where the model saw nothing, open the missed queue and draw frames.
+
+    Returns the event's source, its id and its item in the queue.
+    """
+    source = _unique(prefix)
+    event_id = push_event(source=source, detections=[])
+    page.goto(f"{live.url}/missed")
+    expect(page.locator('select[aria-label="model"] option').first).to_be_attached()
+    page.keyboard.press("d")
+    item = page.locator(f'.queue li[data-event-id="{event_id}"]')
+    expect(item).to_contain_text(source)
+    return source, event_id, item
+
+
 def _reports(live: Live, event_id: int) -> list[dict[str, Any]]:
     reports: list[dict[str, Any]] = live.api("GET", f"/api/events/{event_id}").json()["reports"]
     return reports
@@ -86,13 +111,7 @@ def test_inaccurate_detection_corrected_by_dragging_a_box(
 def test_missed_detection_marked_with_a_new_box(
     page: Any, live: Live, push_event: Callable[..., int], screenshot: Callable[[Any, str], Path]
 ) -> None:
-    source = _unique("cam-empty")
-    event_id = push_event(source=source, detections=[])
-    page.goto(f"{live.url}/missed")
-    expect(page.locator('select[aria-label="model"] option').first).to_be_attached()
-    page.keyboard.press("d")
-    item = page.locator(f'.queue li[data-event-id="{event_id}"]')
-    expect(item).to_contain_text(source)
+    source, event_id, item = _queue_an_empty_frame(page, live, push_event, "cam-empty")
     item.click()
     expect(page.locator(".card .title")).to_have_text(source)
     page.keyboard.press("m")
@@ -118,10 +137,7 @@ def test_a_click_on_the_feed_survives_an_event_arriving_under_the_pointer(
     expect(page.locator(".live-dot.on")).to_have_count(1)
     row = page.locator(f'.feed-row[data-event-id="{event_id}"]')
     expect(row).to_contain_text(source)
-    box = row.bounding_box()
-    assert box is not None
-    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
-    page.mouse.down()
+    _press(page, row)
     newer = push_event(source=_unique("cam-newer"))  # arrives over SSE while the button is held
     expect(page.locator(f'.feed-row[data-event-id="{newer}"]')).to_have_count(1)
     page.mouse.up()
@@ -133,20 +149,11 @@ def test_a_click_on_the_missed_queue_survives_the_list_refreshing_under_the_poin
     page: Any, live: Live, push_event: Callable[..., int]
 ) -> None:
     """The queue re-renders when frames are drawn; an item pressed before and released after still opens."""
-    source = _unique("cam-press")
-    event_id = push_event(source=source, detections=[])
-    page.goto(f"{live.url}/missed")
-    expect(page.locator('select[aria-label="model"] option').first).to_be_attached()
-    page.keyboard.press("d")
-    item = page.locator(f'.queue li[data-event-id="{event_id}"]')
-    expect(item).to_contain_text(source)
+    source, _, item = _queue_an_empty_frame(page, live, push_event, "cam-press")
     page.locator(".queue li").first.click()  # something else is open first
     expect(page.locator(".card .title")).not_to_have_text(source)
     page.evaluate("document.querySelector('.status-line').textContent = ''")
-    box = item.bounding_box()
-    assert box is not None
-    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
-    page.mouse.down()
+    _press(page, item)
     page.keyboard.press("d")  # draws again: the list refreshes while the button is held
     expect(page.locator(".status-line")).not_to_be_empty()
     page.mouse.up()
