@@ -192,7 +192,9 @@ def main() -> None:
                     )
                     + "; per epoch: "
                     + ", ".join(
-                        f"{h['seconds']:.0f}s {h.get('val_map50', 0):.3f}" for h in result["history"]
+                        f"{h['seconds']:.0f}s "
+                        + (f"{h['val_map50']:.3f}" if "val_map50" in h else "-")  # not validated
+                        for h in result["history"]
                     ),
                     flush=True,
                 )
