@@ -251,17 +251,19 @@ def in_process(model: BenchModel, seconds: float) -> dict[Layout, dict[int, Run]
 
 
 def merge(a: dict[Layout, dict[int, Run]], b: dict[Layout, dict[int, Run]]) -> dict[Layout, dict[int, Run]]:
-    """Two measurements as one, per layout and batch size: the better throughput and p50 of the two,
-    their mean CPU per inference (the quieter moment's alone would make inference look cheap beside
-    a server measured through busier ones) and the higher load of other processes."""
+    """Two measurements as one, per layout and batch size: the run with the better throughput, with
+    its own CPU per inference (a mean over both runs beside the better one's throughput claimed more
+    CPU than two CPUs have, and the server then seemed to spend less than inference), the better p50
+    and the higher load of other processes."""
     merged: dict[Layout, dict[int, Run]] = {}
     for layout, runs in a.items():
         merged[layout] = {}
         for batch, run in runs.items():
             other = b[layout][batch]
+            best = run if run.throughput >= other.throughput else other
             merged[layout][batch] = Run(
-                max(run.throughput, other.throughput),
-                (run.core_ms + other.core_ms) / 2,
+                best.throughput,
+                best.core_ms,
                 min(run.p50, other.p50),
                 max(run.other_cores, other.other_cores),
             )
