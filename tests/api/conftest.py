@@ -11,8 +11,8 @@ from fastapi.testclient import TestClient
 
 from cvcycle.api import create_app
 from cvcycle.db import Database, open_database
+from cvcycle.demo.sample_home import SampleHome, fill_sample_home
 from cvcycle.home import init_home
-from cvcycle.pipeline.sample_home import SampleHome, fill_sample_home
 from cvcycle.settings import Settings
 from cvcycle.store import BlobStore, open_store
 

@@ -12,9 +12,9 @@ from fastapi.testclient import TestClient
 
 from cvcycle.api import create_app
 from cvcycle.db import open_database
+from cvcycle.demo.sample_home import SampleHome, fill_sample_home
 from cvcycle.feedback.reports import ReportBox, report_event
 from cvcycle.home import init_home
-from cvcycle.pipeline.sample_home import SampleHome, fill_sample_home
 from cvcycle.settings import Settings
 from cvcycle.store import open_store
 

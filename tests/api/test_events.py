@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
+from cvcycle.demo.sample_home import sample_event_lines
 from cvcycle.feedback.events import push_events
-from cvcycle.pipeline.sample_home import sample_event_lines
 
 # The fixtures ``app`` and ``small_upload_app`` (tests/api/conftest.py) are FilledApp records.
 FilledApp = Any

@@ -14,8 +14,8 @@ from pathlib import Path
 import httpx
 
 from cvcycle.db import open_database
+from cvcycle.demo.sample_home import fill_sample_home
 from cvcycle.home import init_home
-from cvcycle.pipeline.sample_home import fill_sample_home
 from cvcycle.settings import Settings
 from cvcycle.store import open_store
 

@@ -6,9 +6,9 @@ import pytest
 
 from cvcycle.data.catalog import dataset_overview, list_datasets
 from cvcycle.db import Database
+from cvcycle.demo.sample_home import fill_sample_home
 from cvcycle.errors import NotFound
 from cvcycle.feedback.reports import report_event
-from cvcycle.pipeline.sample_home import fill_sample_home
 from cvcycle.store import BlobStore
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from cvcycle.db import Database
+from cvcycle.demo.sample_home import fill_sample_home
 from cvcycle.feedback.feed import (
     event_detail,
     event_image,
@@ -13,7 +14,6 @@ from cvcycle.feedback.feed import (
     pending_review_frames,
 )
 from cvcycle.feedback.reports import ReportBox, report_event, sample_review_frames
-from cvcycle.pipeline.sample_home import fill_sample_home
 from cvcycle.store import BlobStore
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from cvcycle.db import Database
+from cvcycle.demo.sample_home import fill_sample_home
 from cvcycle.errors import NotFound
-from cvcycle.pipeline.sample_home import fill_sample_home
 from cvcycle.registry.overview import model_version_page, models_overview
 from cvcycle.store import BlobStore
 

@@ -248,7 +248,7 @@ def test_nothing_missed_by_key_moves_to_the_next_frame(
 
 
 def test_upload_of_an_events_file_shows_up_in_the_feed(page: Any, live: Live) -> None:
-    from cvcycle.pipeline.sample_home import sample_event_lines
+    from cvcycle.demo.sample_home import sample_event_lines
 
     source = _unique("cam-upload")
     lines = [json.loads(line) for line in sample_event_lines(2, seed=77, id_prefix=_unique("upload"))]

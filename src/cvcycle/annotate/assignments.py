@@ -41,9 +41,9 @@ from cvcycle.db.models import (
     Review,
     Segment,
     Task,
+    as_utc,
 )
 from cvcycle.errors import Conflict, InvalidInput, NotFound
-from cvcycle.feedback.events import as_utc
 from cvcycle.store import BlobStore
 
 ASSIGNMENT_STATUSES = ("open", "submitted", "accepted", "rejected")

@@ -11,8 +11,8 @@ import typer
 from rich.table import Table
 
 from cvcycle.cli.common import console, handle_errors
+from cvcycle.demo.demo import DemoOptions, DemoReport, Stage, run_demo
 from cvcycle.errors import InvalidInput
-from cvcycle.pipeline.demo import DemoOptions, DemoReport, Stage, run_demo
 from cvcycle.settings import Settings, get_settings
 
 

@@ -39,7 +39,7 @@ from sqlalchemy.orm import Session
 
 from cvcycle.db.bulk import bulk_insert
 from cvcycle.db.engine import Database
-from cvcycle.db.models import Event, Frame, Media
+from cvcycle.db.models import Event, Frame, Media, as_utc
 from cvcycle.errors import InvalidInput, NotFound
 from cvcycle.media._common import IMAGE_FORMATS, PIL_ERRORS
 from cvcycle.media.jpeg import encode_image
@@ -147,11 +147,6 @@ class EventRecord:
             "width": self.width,
             "height": self.height,
         }
-
-
-def as_utc(value: datetime) -> datetime:
-    """An aware UTC datetime from a stored one (SQLite hands back naive UTC)."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def parse_model_ref(text: str) -> ModelRef:

@@ -16,9 +16,9 @@ from sqlalchemy import case, exists, func, select
 from sqlalchemy.orm import Session
 
 from cvcycle.db.engine import Database
-from cvcycle.db.models import Event, Frame, ModelVersion, Report, ReviewSample
+from cvcycle.db.models import Event, Frame, ModelVersion, Report, ReviewSample, as_utc
 from cvcycle.errors import InvalidInput, NotFound
-from cvcycle.feedback.events import EventRecord, as_utc, get_event
+from cvcycle.feedback.events import EventRecord, get_event
 
 MAX_FEED_PAGE = 20_000
 

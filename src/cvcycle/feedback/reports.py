@@ -37,9 +37,9 @@ from cvcycle.data.labels import add_frames
 from cvcycle.data.refs import check_dataset_name
 from cvcycle.data.slices import assign_split
 from cvcycle.db.engine import Database
-from cvcycle.db.models import Event, Frame, Media, Report, ReviewSample
+from cvcycle.db.models import Event, Frame, Media, Report, ReviewSample, as_utc
 from cvcycle.errors import InvalidInput, NotFound
-from cvcycle.feedback.events import any_of, as_utc, get_event
+from cvcycle.feedback.events import any_of, get_event
 from cvcycle.feedback.tasks import open_annotation_task
 
 REPORT_TYPES = ("confirmed", "false_detection", "inaccurate_detection", "missed_detection")

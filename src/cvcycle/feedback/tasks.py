@@ -24,9 +24,8 @@ from cvcycle.data.formats.coco import parse_coco
 from cvcycle.data.labels import BoxInput, add_boxes, delete_box
 from cvcycle.data.versions import visible_at
 from cvcycle.db.engine import Database
-from cvcycle.db.models import Dataset, Label, Report, Task
+from cvcycle.db.models import Dataset, Label, Report, Task, as_utc
 from cvcycle.errors import Conflict, InvalidInput, NotFound
-from cvcycle.feedback.events import as_utc
 
 TASK_KINDS = ("annotate", "review")
 TASK_STATUSES = ("open", "done", "cancelled")

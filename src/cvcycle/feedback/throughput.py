@@ -15,8 +15,7 @@ from typing import Any
 from sqlalchemy import exists, select
 
 from cvcycle.db.engine import Database
-from cvcycle.db.models import Assignment, Task
-from cvcycle.feedback.events import as_utc
+from cvcycle.db.models import Assignment, Task, as_utc
 
 UNKNOWN_ANNOTATOR = "(unnamed)"
 DRAFT_PARTS = ("boxes", "segments", "tracks")

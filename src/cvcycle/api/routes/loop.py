@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from cvcycle.api.deps import DbDep
-from cvcycle.pipeline.timeline import loop_timeline
+from cvcycle.registry.timeline import loop_timeline
 
 router = APIRouter(prefix="/api", tags=["loop"])
 

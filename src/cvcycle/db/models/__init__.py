@@ -1,7 +1,7 @@
 """ORM models, one module per area; everything is re-exported here for ``from cvcycle.db.models import X``."""
 
 from cvcycle.db.models.annotation import Assignment, Review
-from cvcycle.db.models.base import Base, BigId, utcnow
+from cvcycle.db.models.base import Base, BigId, as_utc, utcnow
 from cvcycle.db.models.data import (
     Dataset,
     DatasetFrame,
@@ -40,5 +40,6 @@ __all__ = [
     "Slice",
     "Tag",
     "Task",
+    "as_utc",
     "utcnow",
 ]

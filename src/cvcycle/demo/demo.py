@@ -35,9 +35,9 @@ from cvcycle.data.versions import commit_version
 from cvcycle.db import Database, open_database
 from cvcycle.home import init_home
 from cvcycle.media import decode_jpeg
-from cvcycle.pipeline.operators import TruthBox, judge
 from cvcycle.settings import Settings
 from cvcycle.store import BlobStore, open_store
+from cvcycle.synth.operators import TruthBox, judge
 
 KINDS = ("training", "evaluation", "inference", "platform", "simulation")
 MODEL = "detector"

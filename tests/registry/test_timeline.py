@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from cvcycle.db import Database
-from cvcycle.pipeline.sample_home import fill_sample_home
-from cvcycle.pipeline.timeline import loop_timeline
+from cvcycle.demo.sample_home import fill_sample_home
+from cvcycle.registry.timeline import loop_timeline
 from cvcycle.store import BlobStore
 
 

@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cvcycle.cli.main import app
-from cvcycle.pipeline.demo import KINDS, DemoOptions, run_demo
+from cvcycle.demo.demo import KINDS, DemoOptions, run_demo
 from cvcycle.settings import Settings
 
 
@@ -52,7 +52,7 @@ def test_demo_refuses_a_home_that_is_not_empty(tmp_path: Path) -> None:
 
 def test_the_closing_figures_fit_a_narrow_log(capsys: pytest.CaptureFixture[str]) -> None:
     from cvcycle.cli.demo import print_report
-    from cvcycle.pipeline.demo import DemoReport, Stage
+    from cvcycle.demo.demo import DemoReport, Stage
 
     row = {
         "events": 150,

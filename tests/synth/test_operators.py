@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cvcycle.pipeline.operators import TruthBox, iou, judge
+from cvcycle.synth.operators import TruthBox, iou, judge
 
 
 def det(cls: str, score: float, x: float, y: float, w: float, h: float) -> dict[str, object]:

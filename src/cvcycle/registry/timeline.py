@@ -14,8 +14,7 @@ from typing import Any
 from sqlalchemy import select
 
 from cvcycle.db.engine import Database
-from cvcycle.db.models import AliasChange, Dataset, DatasetVersion, ModelVersion, Run
-from cvcycle.feedback.events import as_utc
+from cvcycle.db.models import AliasChange, Dataset, DatasetVersion, ModelVersion, Run, as_utc
 
 TIMELINE_KINDS = ("dataset_version", "run", "gate", "deployment")
 
