@@ -35,7 +35,9 @@ class Settings(BaseSettings):
     cache_dir: Path | None = Field(
         default=None, description="Local read cache for remote blob stores; default <home>/cache"
     )
-    sqlite_busy_timeout_ms: int = Field(default=30_000, ge=0)
+    sqlite_busy_timeout_ms: int = Field(
+        default=30_000, ge=0, description="How long a SQLite writer waits for another's lock before failing."
+    )
     spot_check_share: float = Field(
         default=0.1, ge=0.0, le=1.0, description="Share of finished annotation tasks sent to review."
     )
