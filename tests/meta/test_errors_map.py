@@ -86,7 +86,7 @@ def _instance(cls: type[CvcycleError]) -> CvcycleError:
 def test_the_api_answers_every_error_with_its_status_and_body(client: TestClient, index: int) -> None:
     cls = ERRORS[index]
     response = client.get(f"/api/_raise/{index}")
-    assert response.status_code == cls.http_status
+    assert response.status_code == _instance(cls).http_status
     assert response.json() == {"error": "what went wrong", "hint": "what to do"}
 
 
