@@ -11,9 +11,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from cvcycle.api import create_app
+from cvcycle.boxes import Box
 from cvcycle.db import open_database
 from cvcycle.demo.sample_home import SampleHome, fill_sample_home
-from cvcycle.feedback.reports import ReportBox, report_event
+from cvcycle.feedback.reports import report_event
 from cvcycle.home import init_home
 from cvcycle.settings import Settings
 from cvcycle.store import open_store
@@ -33,7 +34,7 @@ class Home:
                 db,
                 self.sample.event_ids_with_boxes[event_index],
                 "inaccurate_detection",
-                box=ReportBox("person", 10, 10, 40, 80),
+                box=Box("person", 10, 10, 40, 80),
                 detection=0,
                 operator="olga",
             )

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from cvcycle.boxes import Box
 from cvcycle.data.datasets import resolve_ref
 from cvcycle.data.ingest import IngestResult
 from cvcycle.data.labels import BoxInput, add_boxes, current_label
@@ -18,7 +19,7 @@ from cvcycle.data.versions import commit_version
 from cvcycle.db import Database
 from cvcycle.errors import Conflict, InvalidInput, NotFound
 from cvcycle.feedback.events import PushResult
-from cvcycle.feedback.reports import ReportBox, report_event
+from cvcycle.feedback.reports import report_event
 from cvcycle.feedback.tasks import complete_task, get_task, list_tasks
 
 Push = Callable[[list[Any]], PushResult]
@@ -28,7 +29,7 @@ Push = Callable[[list[Any]], PushResult]
 def task_id(db: Database, push: Push, medium: IngestResult, event: Callable[..., dict[str, Any]]) -> int:
     """An open task on frame 0 of the medium, in dataset "feedback", where the frame has two old boxes."""
     result = push([event(frame={"id": medium.frame_ids[0]})])
-    report = report_event(db, result.event_ids[0], "missed_detection", box=ReportBox("person", 1, 1, 10, 10))
+    report = report_event(db, result.event_ids[0], "missed_detection", box=Box("person", 1, 1, 10, 10))
     with db.write() as s:
         add_boxes(s, "feedback", [BoxInput(medium.frame_ids[0], "person", 0, 0, 5, 5)] * 2, author="old")
     assert report.task_id is not None

@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from cvcycle.annotate.agreement import Agreement, ClassBox, ClassRange, agreement
+from cvcycle.annotate.agreement import Agreement, ClassRange, agreement
 from cvcycle.annotate.assignments import (
     AssignmentRecord,
     TaskSummary,
@@ -38,6 +38,7 @@ from cvcycle.annotate.assignments import (
 )
 from cvcycle.annotate.documents import Draft
 from cvcycle.annotate.tracks import track_boxes
+from cvcycle.boxes import Box
 from cvcycle.data.datasets import lock_dataset
 from cvcycle.data.labels import BoxInput, SegmentInput, add_boxes, add_segments, delete_box, delete_segment
 from cvcycle.data.versions import visible_at
@@ -66,7 +67,7 @@ class SpotCheck:
         return int.from_bytes(digest[:8], "big") / 2**64 < self.share
 
 
-def draft_work(annotated: list[tuple[str, Draft]]) -> list[tuple[str, list[ClassBox], list[ClassRange]]]:
+def draft_work(annotated: list[tuple[str, Draft]]) -> list[tuple[str, list[Box], list[ClassRange]]]:
     """What agreement compares for each annotator: boxes, tracks as boxes, action segments.
 
     Tracks are compared frame by frame on every frame where any annotator placed a keyframe
@@ -77,7 +78,7 @@ def draft_work(annotated: list[tuple[str, Draft]]) -> list[tuple[str, list[Class
     out = []
     for name, d in annotated:
         tracks = [
-            ClassBox(f"{t.cls}@{frame}", box)
+            Box(f"{t.cls}@{frame}", *box)
             for t in d.tracks
             for frame, box in track_boxes(t.keyframe_values(), frames).items()
         ]

@@ -8,7 +8,6 @@ the row that the caller last saw, so a stale revision raises Conflict instead of
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 from sqlalchemy import and_, select, update
 from sqlalchemy.orm import Session
 
+from cvcycle.boxes import Box, check_class_name, fit_box
 from cvcycle.data.datasets import allocate_keys, lock_dataset
 from cvcycle.data.versions import visible_at
 from cvcycle.db.bulk import bulk_insert
@@ -23,8 +23,6 @@ from cvcycle.db.models import Dataset, DatasetFrame, Frame, Label, Media, Segmen
 from cvcycle.errors import Conflict, InvalidInput, NotFound
 
 LABEL_SOURCES = ("human", "pseudo", "import")
-# Exporters round coordinates; a box this close to the border is clipped, further out is an error.
-BORDER_TOLERANCE_PX = 1.0
 
 
 @dataclass(frozen=True)
@@ -129,30 +127,13 @@ class SegmentRecord:
         )
 
 
-def _check_class(cls: str, where: str) -> None:
-    if not cls or len(cls) > 100 or cls.strip() != cls:
-        raise InvalidInput(f"{where}: class name {cls!r} is empty, too long or padded with spaces")
-
-
 def _check_box(box: BoxInput, width: int, height: int, where: str) -> BoxInput:
-    _check_class(box.cls, where)
+    """``box`` with a known source, fitted into its frame by the one rule of ``cvcycle.boxes``."""
     if box.source not in LABEL_SOURCES:
         raise InvalidInput(f"{where}: source {box.source!r} is not one of {', '.join(LABEL_SOURCES)}")
-    for name in ("x", "y", "w", "h"):
-        if not math.isfinite(getattr(box, name)):
-            raise InvalidInput(f"{where}: {name} is not a finite number")
-    if box.w <= 0 or box.h <= 0:
-        raise InvalidInput(f"{where}: box size must be positive, got w={box.w:g} h={box.h:g}")
-    tol = BORDER_TOLERANCE_PX
-    if box.x < -tol or box.y < -tol or box.x + box.w > width + tol or box.y + box.h > height + tol:
-        raise InvalidInput(
-            f"{where}: box x={box.x:g} y={box.y:g} w={box.w:g} h={box.h:g} lies outside the "
-            f"{width}x{height} frame"
-        )
-    x0, y0 = max(box.x, 0.0), max(box.y, 0.0)
-    x1, y1 = min(box.x + box.w, float(width)), min(box.y + box.h, float(height))
-    if (x0, y0, x1 - x0, y1 - y0) != (box.x, box.y, box.w, box.h):
-        box = replace(box, x=x0, y=y0, w=x1 - x0, h=y1 - y0)
+    fitted = fit_box(Box(box.cls, box.x, box.y, box.w, box.h), width, height, where)
+    if fitted.xywh() != (box.x, box.y, box.w, box.h):
+        box = replace(box, x=fitted.x, y=fitted.y, w=fitted.w, h=fitted.h)
     return box
 
 
@@ -326,7 +307,7 @@ def _media_frame_counts(session: Session, media_ids: Iterable[int]) -> dict[int,
 
 
 def _check_segment(seg: SegmentInput, frame_count: int, where: str) -> None:
-    _check_class(seg.cls, where)
+    check_class_name(seg.cls, where)
     if seg.source not in LABEL_SOURCES:
         raise InvalidInput(f"{where}: source {seg.source!r} is not one of {', '.join(LABEL_SOURCES)}")
     if seg.start_frame < 0 or seg.end_frame < seg.start_frame:
