@@ -11,7 +11,6 @@ from cvcycle.cli.main import app
 from cvcycle.demo.demo import KINDS, DemoOptions, run_demo
 from cvcycle.settings import Settings
 
-
 # The loop on a tiny budget trains models too weak for the demo's own gate, so each run states
 # criteria whose verdict is known: one any pair of models meets (a model that finds nothing scores
 # 0.0, so "new >= old - 1" always holds), and one no pair can meet (mAP50 never exceeds 1).
