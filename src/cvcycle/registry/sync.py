@@ -418,7 +418,15 @@ class RepositorySync:
         if offset > file.size:
             part.unlink()
             offset = 0
-        digest, size = _fetch(self.store, file, part, offset, f"{target.label} {file.name}", progress)
+        try:
+            digest, size = _fetch(self.store, file, part, offset, f"{target.label} {file.name}", progress)
+        except CorruptBlob as exc:  # the store's reader found the whole blob damaged
+            part.unlink(missing_ok=True)
+            raise CorruptBlob(
+                f"checksum mismatch for {file.name} of {target.label}: {exc.message}; "
+                f"nothing was changed in {self.repo}",
+                hint=exc.hint,
+            ) from exc
         if digest != file.key or size != file.size:
             part.unlink()
             if offset:
