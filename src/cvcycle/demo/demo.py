@@ -387,7 +387,7 @@ def run_demo(
     with stages("init home", "platform") as d:
         d.update(init_home(settings))
         db, store = open_database(settings), open_store(settings)
-    repo = settings.home / "model-repository"
+    repo = settings.model_repository_dir
     with stages("render v1 data: day scenes, no dogs", "simulation") as d:
         synth = add_synthetic_clips(
             db,
