@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from cvcycle.annotate.tasks import list_tasks
 from cvcycle.boxes import Box
 from cvcycle.data.ingest import IngestResult
 from cvcycle.data.refs import DatasetRef
@@ -17,7 +18,6 @@ from cvcycle.db.models import Dataset, Media, Report
 from cvcycle.errors import InvalidInput, NotFound
 from cvcycle.feedback.events import PushResult
 from cvcycle.feedback.reports import parse_box, report_event
-from cvcycle.feedback.tasks import list_tasks
 
 Push = Callable[[list[Any]], PushResult]
 PERSON = {"cls": "person", "score": 0.8, "box": [2, 3, 20, 30]}

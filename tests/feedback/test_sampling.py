@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from sqlalchemy import delete
 
+from cvcycle.annotate.tasks import list_tasks
 from cvcycle.boxes import Box
 from cvcycle.data.ingest import IngestResult
 from cvcycle.db import Database
@@ -16,7 +17,6 @@ from cvcycle.db.models import ReviewSample
 from cvcycle.errors import InvalidInput
 from cvcycle.feedback.events import PushResult
 from cvcycle.feedback.reports import report_event, sample_review_frames
-from cvcycle.feedback.tasks import list_tasks
 
 Push = Callable[[list[Any]], PushResult]
 PERSON = {"cls": "person", "score": 0.8, "box": [2, 3, 20, 30]}

@@ -312,7 +312,7 @@ def _stream(
 
 
 def _complete_tasks(db: Database, truth: dict[int, list[Box]]) -> int:
-    from cvcycle.feedback.tasks import complete_task, list_tasks
+    from cvcycle.annotate.tasks import complete_task, list_tasks
 
     done = 0
     for task in list_tasks(db, status="open"):

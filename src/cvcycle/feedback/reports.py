@@ -30,6 +30,7 @@ from typing import Any
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
+from cvcycle.annotate.tasks import open_task
 from cvcycle.boxes import Box, fit_box
 from cvcycle.data.datasets import lock_dataset
 from cvcycle.data.ingest import record_media
@@ -40,7 +41,6 @@ from cvcycle.db.engine import Database
 from cvcycle.db.models import Event, Frame, Media, Report, ReviewSample, as_utc
 from cvcycle.errors import InvalidInput, NotFound
 from cvcycle.feedback.events import any_of, get_event
-from cvcycle.feedback.tasks import open_annotation_task
 
 REPORT_TYPES = ("confirmed", "false_detection", "inaccurate_detection", "missed_detection")
 DEFAULT_DATASET = "feedback"
@@ -198,7 +198,7 @@ def report_event(
         if type != "confirmed":
             frame_id = place_event_image(session, event, dataset)
             dataset_row = lock_dataset(session, dataset)
-            task_id, target = open_annotation_task(session, dataset_row, frame_id).id, dataset
+            task_id, target = open_task(session, dataset_row, frame_id).id, dataset
         report = Report(
             event_id=event.id,
             frame_id=frame_id,
