@@ -25,8 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from cvcycle.data.datasets import resolve_ref
-from cvcycle.data.refs import DatasetRef
+from cvcycle.data.selection import resolve_selection
 from cvcycle.data.snapshot import iter_boxes, snapshot_frames
 from cvcycle.data.synthetic import add_synthetic_clips
 from cvcycle.data.versions import commit_version
@@ -47,9 +46,9 @@ def coco_scores(db: Database, store: BlobStore, model_ref: str, slice_name: str)
     """COCO mAP of a registered model on a slice of home@1, evaluated by faster-coco-eval."""
     model = load_model(db, store, model_ref)
     with db.read() as session:
-        ref = resolve_ref(session, DatasetRef("home", 1))
-        frames = snapshot_frames(session, ref, slice_name)
-        boxes = list(iter_boxes(session, ref, slice_name))
+        selection = resolve_selection(session, "home@1", slice_name)
+        frames = snapshot_frames(session, selection)
+        boxes = list(iter_boxes(session, selection))
     categories = [{"id": i + 1, "name": name} for i, name in enumerate(model.classes)]
     category = {name: i + 1 for i, name in enumerate(model.classes)}
     image_id = {f.frame_id: i + 1 for i, f in enumerate(frames)}

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 
 from cvcycle.boxes import Box
-from cvcycle.data.datasets import resolve_ref
 from cvcycle.data.ingest import IngestResult
 from cvcycle.data.labels import BoxInput, add_boxes, current_label
 from cvcycle.data.refs import DatasetRef
+from cvcycle.data.selection import resolve_selection
 from cvcycle.data.snapshot import iter_boxes, show_dataset
 from cvcycle.data.versions import commit_version
 from cvcycle.db import Database
@@ -38,8 +38,8 @@ def task_id(db: Database, push: Push, medium: IngestResult, event: Callable[...,
 
 def _frame_boxes(db: Database) -> list[tuple[str, float, float, float, float, str]]:
     with db.read() as s:
-        ref = resolve_ref(s, DatasetRef("feedback"))
-        return [(b.cls, b.x, b.y, b.w, b.h, b.source) for b in iter_boxes(s, ref)]
+        selection = resolve_selection(s, DatasetRef("feedback"))
+        return [(b.cls, b.x, b.y, b.w, b.h, b.source) for b in iter_boxes(s, selection)]
 
 
 def test_completing_writes_exactly_the_labels_and_a_second_completion_conflicts(
