@@ -22,11 +22,10 @@ from typing import Any
 from PIL import Image
 from sqlalchemy import create_engine, select, text
 
-from cvcycle.data.datasets import resolve_ref
 from cvcycle.data.ingest import record_media
 from cvcycle.data.labels import BoxInput, add_boxes, edit_box
 from cvcycle.data.manifest import materialize_manifest
-from cvcycle.data.refs import DatasetRef
+from cvcycle.data.selection import resolve_selection
 from cvcycle.data.snapshot import iter_boxes
 from cvcycle.data.versions import commit_version, diff_versions
 from cvcycle.db import Database, upgrade_database
@@ -147,15 +146,14 @@ def run(db: Database, store: BlobStore, frames: int, manifests: Path) -> dict[st
 
     def snapshot() -> int:
         with db.read() as s:
-            ref = resolve_ref(s, DatasetRef("bench", 3))
-            return sum(1 for _ in iter_boxes(s, ref, "source=cam-3"))
+            return sum(1 for _ in iter_boxes(s, resolve_selection(s, "bench@3", "source=cam-3")))
 
     figures[f"{ns}-box slice snapshot (goal <= 1 s)"], n = timed(snapshot)
     assert n == slice_boxes, n
 
     def materialize() -> int:
         with db.read() as s:
-            return materialize_manifest(s, DatasetRef("bench", 3), None, manifests).boxes
+            return materialize_manifest(s, resolve_selection(s, "bench@3"), manifests).boxes
 
     figures[f"materialise {nb}-box manifest (goal <= 10 s)"], n = timed(materialize)
     assert n == len(boxes), n

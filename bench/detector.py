@@ -3,8 +3,9 @@
 Builds a fresh home in a temporary directory, renders day clips of the synthetic world into
 ``home`` and commits ``home@1``, trains ``detector@1`` through the real training service (data
 from the Parquet manifest, MLflow tracking, checkpoint in the blob store) with a time budget, then
-loads it from the registry and scores it on the ``val`` split (and ``test``) with faster-coco-eval,
-from COCO dictionaries built here. Prints the training seconds, mAP@0.5 and mAP@[.5:.95].
+loads it from the registry and scores it on the ``val`` split (and ``test``) through the COCO bridge
+(``cvcycle.models.coco_eval``), the one training validates with. Prints the training seconds,
+mAP@0.5 and mAP@[.5:.95].
 
     .venv/bin/python bench/detector.py                      # 40 day clips of 3 s, seed 1, 60 s, 2 threads
     .venv/bin/python bench/detector.py --seeds 1 2 3 --set max_seconds=30
@@ -13,8 +14,6 @@ from COCO dictionaries built here. Prints the training seconds, mAP@0.5 and mAP@
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
 import json
 import os
 import resource
@@ -25,10 +24,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from faster_coco_eval import COCO, COCOeval_faster
 
-from cvcycle.data.datasets import resolve_ref
-from cvcycle.data.refs import DatasetRef
+from cvcycle.data.selection import resolve_selection
 from cvcycle.data.snapshot import iter_boxes, snapshot_frames
 from cvcycle.data.synthetic import add_synthetic_clips
 from cvcycle.data.versions import commit_version
@@ -36,6 +33,7 @@ from cvcycle.db import Database, open_database
 from cvcycle.db.models import Run
 from cvcycle.home import init_home
 from cvcycle.media import decode_jpeg
+from cvcycle.models.coco_eval import average_precision, detection_annotation, evaluate_coco, truth_annotation
 from cvcycle.registry.loading import load_model
 from cvcycle.settings import Settings
 from cvcycle.store import BlobStore, open_store
@@ -48,22 +46,15 @@ def coco_scores(db: Database, store: BlobStore, model_ref: str, slice_name: str)
     """COCO mAP of a registered model on a slice of home@1, evaluated by faster-coco-eval."""
     model = load_model(db, store, model_ref)
     with db.read() as session:
-        ref = resolve_ref(session, DatasetRef("home", 1))
-        frames = snapshot_frames(session, ref, slice_name)
-        boxes = list(iter_boxes(session, ref, slice_name))
+        selection = resolve_selection(session, "home@1", slice_name)
+        frames = snapshot_frames(session, selection)
+        boxes = list(iter_boxes(session, selection))
     categories = [{"id": i + 1, "name": name} for i, name in enumerate(model.classes)]
     category = {name: i + 1 for i, name in enumerate(model.classes)}
     image_id = {f.frame_id: i + 1 for i, f in enumerate(frames)}
     images = [{"id": image_id[f.frame_id], "width": f.width, "height": f.height} for f in frames]
     annotations = [
-        {
-            "id": n + 1,
-            "image_id": image_id[b.frame_id],
-            "category_id": category[b.cls],
-            "bbox": [b.x, b.y, b.w, b.h],
-            "area": b.w * b.h,
-            "iscrowd": 0,
-        }
+        truth_annotation(n + 1, image_id[b.frame_id], category[b.cls], b.x, b.y, b.w, b.h)
         for n, b in enumerate(boxes)
     ]
     results = []
@@ -73,36 +64,22 @@ def coco_scores(db: Database, store: BlobStore, model_ref: str, slice_name: str)
         pixels = [decode_jpeg(store.get_bytes(f.blob_key, f.blob_size)) for f in chunk]
         for frame, found in zip(chunk, model.predict(pixels, threshold=0.0), strict=True):
             for item in found.to_json():
-                results.append(
-                    {
-                        "image_id": image_id[frame.frame_id],
-                        "category_id": category[item["cls"]],
-                        "bbox": item["box"],
-                        "score": item["score"],
-                    }
-                )
+                x, y, w, h = item["box"]
+                image, cls = image_id[frame.frame_id], category[item["cls"]]
+                results.append(detection_annotation(len(results) + 1, image, cls, x, y, w, h, item["score"]))
     predict_seconds = time.perf_counter() - started
-    truth = COCO()
-    truth.dataset = {"images": images, "annotations": annotations, "categories": categories}
-    with contextlib.redirect_stdout(io.StringIO()):
-        truth.createIndex()
-        evaluation = COCOeval_faster(
-            truth, truth.loadRes(results), iouType="bbox", print_function=lambda *_: None
-        )
-        evaluation.evaluate()
-        evaluation.accumulate()
-        evaluation.summarize()
+    precision = evaluate_coco(images, categories, annotations, results).precision
     per_class = {}
     for k, name in enumerate(model.classes):
-        precision = evaluation.eval["precision"][0, :, k, 0, -1]  # IoU 0.5, all areas, 100 detections
-        valid = precision[precision > -1]
-        per_class[name] = round(float(valid.mean()), 4) if valid.size else None
+        ap50 = average_precision(precision[:, :, k : k + 1])[1]
+        per_class[name] = None if ap50 is None else round(ap50, 4)
+    overall, at_50 = average_precision(precision)
     return {
         "slice": slice_name,
         "frames": len(frames),
         "boxes": len(annotations),
-        "map50": round(float(evaluation.stats[1]), 4),
-        "map": round(float(evaluation.stats[0]), 4),
+        "map50": round(at_50 or 0.0, 4),
+        "map": round(overall or 0.0, 4),
         "ap50_per_class": per_class,
         "predict_seconds": round(predict_seconds, 2),
     }

@@ -15,10 +15,11 @@ from cvcycle.annotate.assignments import get_assignment, open_assignment, save_d
 from cvcycle.annotate.documents import Draft
 from cvcycle.annotate.review import SpotCheck, review_assignment, submit_assignment
 from cvcycle.annotate.tasks import complete_task, create_task, get_task, list_tasks, open_task, reopen_task
-from cvcycle.data.datasets import lock_dataset, resolve_ref
+from cvcycle.data.datasets import lock_dataset
 from cvcycle.data.ingest import IngestResult
 from cvcycle.data.labels import BoxInput, add_boxes, current_label
 from cvcycle.data.refs import DatasetRef
+from cvcycle.data.selection import resolve_selection
 from cvcycle.data.snapshot import iter_boxes, show_dataset
 from cvcycle.data.versions import commit_version
 from cvcycle.db import Database
@@ -47,8 +48,8 @@ def task_id(db: Database, medium: IngestResult) -> int:
 
 def _frame_boxes(db: Database) -> list[tuple[str, float, float, float, float, str]]:
     with db.read() as s:
-        ref = resolve_ref(s, DatasetRef(DATASET))
-        return [(b.cls, b.x, b.y, b.w, b.h, b.source) for b in iter_boxes(s, ref)]
+        selection = resolve_selection(s, DatasetRef(DATASET))
+        return [(b.cls, b.x, b.y, b.w, b.h, b.source) for b in iter_boxes(s, selection)]
 
 
 def _boxes_of(db: Database, frame_id: int) -> list[Box]:

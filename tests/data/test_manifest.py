@@ -8,7 +8,7 @@ import pytest
 
 from cvcycle.data.labels import BoxInput, add_boxes
 from cvcycle.data.manifest import materialize_manifest, read_manifest
-from cvcycle.data.refs import DatasetRef
+from cvcycle.data.selection import resolve_selection
 from cvcycle.data.versions import commit_version
 from cvcycle.db import Database
 from cvcycle.errors import InvalidInput
@@ -32,9 +32,10 @@ def test_manifest_has_frames_blobs_and_boxes_and_is_cached(
         )
         commit_version(s, "home", "v1")
     with db.read() as s:
-        manifest = materialize_manifest(s, DatasetRef("home", 1), "lighting=night", tmp_path)
-        again = materialize_manifest(s, DatasetRef("home", 1), "lighting=night", tmp_path)
-        everything = materialize_manifest(s, DatasetRef("home", 1), None, tmp_path)
+        night_v1 = resolve_selection(s, "home@1", "lighting=night")
+        manifest = materialize_manifest(s, night_v1, tmp_path)
+        again = materialize_manifest(s, resolve_selection(s, "home@1", "lighting=night"), tmp_path)
+        everything = materialize_manifest(s, resolve_selection(s, "home@1"), tmp_path)
     assert (manifest.frames, manifest.boxes, manifest.cached) == (3, 2, False)
     assert again.cached and again.path == manifest.path
     assert everything.frames == 5 and everything.path != manifest.path
@@ -50,4 +51,4 @@ def test_manifest_has_frames_blobs_and_boxes_and_is_cached(
 def test_manifest_of_working_copy_is_refused(db: Database, make_medium, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     make_medium("home", 1)
     with pytest.raises(InvalidInput, match="committed version"), db.read() as s:
-        materialize_manifest(s, DatasetRef("home"), None, tmp_path)
+        materialize_manifest(s, resolve_selection(s, "home"), tmp_path)

@@ -7,8 +7,9 @@ import pytest
 from cvcycle.data.datasets import resolve_ref
 from cvcycle.data.labels import BoxInput, add_boxes, add_tag
 from cvcycle.data.refs import DatasetRef
-from cvcycle.data.slices import count_frames, list_slices, parse_filter, resolve_slice, save_slice
-from cvcycle.data.snapshot import show_dataset
+from cvcycle.data.selection import resolve_selection
+from cvcycle.data.slices import list_slices, parse_filter, save_slice
+from cvcycle.data.snapshot import count_frames, show_dataset
 from cvcycle.data.versions import commit_version
 from cvcycle.db import Database
 from cvcycle.errors import InvalidInput, NotFound
@@ -16,7 +17,7 @@ from cvcycle.errors import InvalidInput, NotFound
 
 def _count(db: Database, ref: DatasetRef, slice_text: str | None) -> int:
     with db.read() as s:
-        return count_frames(s, resolve_slice(s, resolve_ref(s, ref), slice_text))
+        return count_frames(s, resolve_selection(s, ref, slice_text))
 
 
 def test_filters_over_attributes_source_tags_and_classes(db: Database, make_medium) -> None:  # type: ignore[no-untyped-def]

@@ -60,8 +60,11 @@ def test_gate_names_a_missing_criteria_file(tmp_path: Path) -> None:
     assert "cannot read criteria file" in out
 
 
-def test_evaluate_rejects_a_bad_dataset_reference() -> None:
-    out = run("evaluate", "detector@1", "--dataset", "home@x", "--slice", "test", code=2)
+def test_evaluate_rejects_a_bad_dataset_reference_before_looking_for_the_model(home: Path) -> None:
+    from cvcycle.cli.main import app
+
+    assert runner.invoke(app, ["init"]).exit_code == 0
+    out = run("evaluate", "nosuchmodel@1", "--dataset", "home@x", "--slice", "test", code=2)
     assert "invalid version 'x'" in out
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from cvcycle.data.datasets import lock_dataset
 from cvcycle.data.refs import DatasetRef
+from cvcycle.data.selection import resolve_selection
 from cvcycle.data.versions import commit_version
 from cvcycle.db import Database
 from cvcycle.db.models import ModelVersion
@@ -137,7 +138,9 @@ def test_a_better_candidate_passes_and_a_worse_one_fails_naming_the_criteria(
 def test_undefined_figures_fail_and_unanswerable_criteria_are_rejected(
     db: Database, store: BlobStore, gate_sets: GateData, predictors: Any
 ) -> None:
-    perfect = predictors.truth(load_eval_set(db, store, DatasetRef("home", 2), "all").frames)
+    with db.read() as session:
+        home_v2 = resolve_selection(session, DatasetRef("home", 2), "all")
+    perfect = predictors.truth(load_eval_set(db, store, home_v2).frames)
     # Every synthetic frame shows somebody, so FP per 1,000 empty frames has nothing to count on.
     criteria = parse_criteria(
         'criteria:\n  - {metric: fp_per_1k_frames, slice: diff, rule: "new <= old"}\nbootstrap: 5\n', "g.yaml"

@@ -8,11 +8,17 @@ import pytest
 
 from cvcycle.data.labels import BoxInput, SegmentInput, add_boxes, add_segments
 from cvcycle.data.refs import DatasetRef
+from cvcycle.data.selection import Selection, resolve_selection
 from cvcycle.data.versions import commit_version
 from cvcycle.db import Database
 from cvcycle.errors import InvalidInput, NotFound
 from cvcycle.evaluate.service import evaluate_frames, evaluate_predictor, load_eval_set
 from cvcycle.store import BlobStore
+
+
+def _cams(db: Database, slice_text: str | None) -> Selection:
+    with db.read() as session:
+        return resolve_selection(session, "cams@1", slice_text)
 
 
 @pytest.fixture
@@ -34,15 +40,15 @@ def cams(db: Database, make_medium: Any) -> dict[str, Any]:
 def test_load_eval_set_reads_frames_truth_and_falls(
     db: Database, store: BlobStore, cams: dict[str, Any]
 ) -> None:
-    data = load_eval_set(db, store, DatasetRef("cams", 1), None)
+    data = load_eval_set(db, store, _cams(db, None))
     assert len(data.frames) == 15
     assert sum(len(f.truth.boxes) for f in data.frames) == 12 + 9  # the pseudo-label is left out
     assert [f.truth.index for f in data.frames[:3]] == [0, 1, 2]
     (fall,) = data.falls
     assert (fall.start_frame, fall.end_frame, fall.tolerance_frames) == (2, 4, 10)  # 1 s at 10 fps
-    night = load_eval_set(db, store, DatasetRef("cams", 1), "lighting=night", fall_tolerance_s=0.5)
+    night = load_eval_set(db, store, _cams(db, "lighting=night"), fall_tolerance_s=0.5)
     assert (len(night.frames), night.falls) == (3, ())
-    chosen = load_eval_set(db, store, DatasetRef("cams", 1), None, frame_ids=cams["busy"].frame_ids[:2])
+    chosen = load_eval_set(db, store, _cams(db, None), frame_ids=cams["busy"].frame_ids[:2])
     assert len(chosen.frames) == 2
     assert chosen.to_json()["frames"] == 2
 
@@ -50,7 +56,7 @@ def test_load_eval_set_reads_frames_truth_and_falls(
 def test_evaluate_predictor_scores_a_perfect_model_and_counts_empty_frames(
     db: Database, store: BlobStore, cams: dict[str, Any], predictors: Any
 ) -> None:
-    data = load_eval_set(db, store, DatasetRef("cams", 1), None)
+    data = load_eval_set(db, store, _cams(db, None))
     model = predictors.truth(data.frames, version="detector@7")
     result = evaluate_predictor(db, store, model, DatasetRef("cams", 1), None, threshold=0.5, batch_size=4)
     m = result.metrics
@@ -70,7 +76,7 @@ def test_evaluate_predictor_scores_a_perfect_model_and_counts_empty_frames(
 def test_fall_tolerance_follows_the_frame_rate(
     db: Database, store: BlobStore, cams: dict[str, Any], predictors: Any
 ) -> None:
-    data = load_eval_set(db, store, DatasetRef("cams", 1), None)
+    data = load_eval_set(db, store, _cams(db, None))
     # Only frame 11 of the busy medium keeps its fallen person: 7 frames after the fall ends.
     late = [
         f if f.truth.index == 11 or f.truth.media_id != cams["busy"].media_id else _without_fallen(f)
@@ -78,7 +84,7 @@ def test_fall_tolerance_follows_the_frame_rate(
     ]
     model = predictors.truth(late)
     within_1s = evaluate_frames(model, data.frames, data.falls).metrics
-    short = load_eval_set(db, store, DatasetRef("cams", 1), None, fall_tolerance_s=0.5)
+    short = load_eval_set(db, store, _cams(db, None), fall_tolerance_s=0.5)
     within_half_s = evaluate_frames(model, short.frames, short.falls).metrics
     assert (within_1s.recall_fall, within_half_s.recall_fall) == (1.0, 0.0)
 
@@ -93,7 +99,7 @@ def _without_fallen(frame: Any) -> Any:
 def test_bad_references_and_arguments_are_user_errors(
     db: Database, store: BlobStore, cams: dict[str, Any], predictors: Any
 ) -> None:
-    data = load_eval_set(db, store, DatasetRef("cams", 1), None)
+    data = load_eval_set(db, store, _cams(db, None))
     model = predictors.truth(data.frames)
     with pytest.raises(NotFound, match="version 9 of dataset 'cams'"):
         evaluate_predictor(db, store, model, DatasetRef("cams", 9), "test")

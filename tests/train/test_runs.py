@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from typing import Any
 
 import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
-from sqlalchemy import select
+from sqlalchemy import event, select
 
+from cvcycle.data.slices import save_slice
+from cvcycle.data.versions import commit_version
 from cvcycle.db import Database
 from cvcycle.db.models import AliasChange, ModelVersion, Run
 from cvcycle.errors import InvalidInput, NotFound
@@ -267,4 +270,42 @@ def test_the_network_a_version_was_built_with_stays_on_its_record(
             settings,
             dataset=day_dataset,
             sets=[*TINY_SETS, "options.stride=8", f"init_from={old.ref}"],
+        )
+
+
+def test_a_run_resolves_its_dataset_reference_and_slices_once(
+    db: Database, store: BlobStore, settings: Settings, day_dataset: str
+) -> None:
+    with db.write() as session:
+        save_slice(session, "home", "daylight", filter="lighting=day")
+        commit_version(session, "home", "a stored slice")
+    statements: list[str] = []
+    listen = (db.engine, "before_cursor_execute")
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(" ".join(statement.split()))
+
+    event.listen(*listen, record)
+    try:
+        result = train_model(
+            db,
+            store,
+            settings,
+            dataset="home@latest",
+            train_slice="daylight",
+            val_slice="val",
+            sets=TINY_SETS,
+        )
+    finally:
+        event.remove(*listen, record)
+    assert result.status == "finished"
+    dataset_lookups = [s for s in statements if re.search(r"FROM datasets WHERE datasets\.name = ", s)]
+    slice_lookups = [s for s in statements if re.search(r"FROM slices WHERE slices\.dataset_id = ", s)]
+    assert (len(dataset_lookups), len(slice_lookups)) == (1, 1)
+    with db.read() as session:
+        run = session.get(Run, result.run_id)
+        assert run is not None and (run.dataset_version, run.train_slice, run.val_slice) == (
+            2,
+            "daylight",
+            "val",
         )

@@ -11,8 +11,9 @@ from cvcycle.cli.common import JsonOption, console, database, handle_errors, pri
 from cvcycle.data.datasets import resolve_ref
 from cvcycle.data.manifest import materialize_manifest
 from cvcycle.data.refs import DatasetRef, parse_dataset_ref
-from cvcycle.data.slices import count_frames, delete_slice, list_slices, resolve_slice, save_slice
-from cvcycle.data.snapshot import show_dataset
+from cvcycle.data.selection import Selection, resolve_selection
+from cvcycle.data.slices import delete_slice, list_slices, save_slice
+from cvcycle.data.snapshot import count_frames, show_dataset
 from cvcycle.data.versions import commit_version, diff_versions, list_versions
 from cvcycle.errors import InvalidInput
 from cvcycle.settings import get_settings
@@ -88,7 +89,7 @@ def show(
 ) -> None:
     """Frames, media, and boxes and segments per class of a version."""
     with database().read() as session:
-        data = show_dataset(session, parse_dataset_ref(ref), slice)
+        data = show_dataset(session, ref, slice)
     if as_json:
         print_json(data)
         return
@@ -137,7 +138,7 @@ def slices(
         rows = [
             {
                 **spec.to_json(),
-                "frame_count": count_frames(session, resolve_slice(session, resolved, spec.name)),
+                "frame_count": count_frames(session, Selection(resolved, spec)),
             }
             for spec in list_slices(session, resolved)
         ]
@@ -189,7 +190,8 @@ def materialize(
 ) -> None:
     """Write the Parquet training manifest of a version (cached per version and slice)."""
     with database().read() as session:
-        manifest = materialize_manifest(session, parse_dataset_ref(ref), slice, get_settings().manifests_dir)
+        selection = resolve_selection(session, ref, slice)
+        manifest = materialize_manifest(session, selection, get_settings().manifests_dir)
     if as_json:
         print_json(manifest.to_json())
         return

@@ -1,7 +1,8 @@
 """``cvcycle evaluate`` (a model on a slice of a dataset version) and ``cvcycle gate`` (new vs production).
 
-The registry (``resolve_model_ref``, ``load_model``) is imported inside the commands, after the
-arguments are checked: a typo in a criteria file is reported without loading any model code.
+Both pass the arguments as written to one service each (``evaluate_model``, ``gate_models``), which
+checks them before it loads any model code: a typo in a criteria file or in a dataset reference is
+reported without loading a model.
 """
 
 from __future__ import annotations
@@ -12,10 +13,9 @@ import typer
 from rich.table import Table
 
 from cvcycle.cli.common import JsonOption, console, database, file_progress, handle_errors, print_json, store
-from cvcycle.data.refs import parse_dataset_ref
 from cvcycle.evaluate.criteria import ALLOWED_METRICS
 from cvcycle.evaluate.gate import gate_models, load_criteria
-from cvcycle.evaluate.service import DEFAULT_BATCH_SIZE, EvaluationResult, evaluate_predictor
+from cvcycle.evaluate.service import DEFAULT_BATCH_SIZE, EvaluationResult, evaluate_model
 
 GATE_EPILOG = (
     "The criteria file (YAML) holds threshold, bootstrap (resamples), seed, old_slice (test by default), "
@@ -41,14 +41,16 @@ def evaluate(
     as_json: bool = JsonOption,
 ) -> None:
     """COCO mAP and AP50, precision and recall at the threshold, FP per 1,000 frames, fall recall."""
-    ref = parse_dataset_ref(dataset)
-    from cvcycle.registry.loading import load_model
-
-    db, blobs = database(), store()
-    model = load_model(db, blobs, model_ref)
     with file_progress(not as_json) as progress:
-        result = evaluate_predictor(
-            db, blobs, model, ref, slice, threshold=threshold, batch_size=batch_size, progress=progress
+        result = evaluate_model(
+            database(),
+            store(),
+            model_ref,
+            dataset,
+            slice,
+            threshold=threshold,
+            batch_size=batch_size,
+            progress=progress,
         )
     if as_json:
         print_json(result.to_json())

@@ -23,7 +23,7 @@ from PIL import Image, UnidentifiedImageError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cvcycle.data.datasets import lock_dataset, resolve_ref
+from cvcycle.data.datasets import lock_dataset
 from cvcycle.data.formats.coco import (
     CocoAnnotation,
     CocoCategory,
@@ -36,6 +36,7 @@ from cvcycle.data.formats.paths import resolve_inside
 from cvcycle.data.ingest import forget_unreferenced_blobs
 from cvcycle.data.labels import BoxInput, add_boxes, add_frames
 from cvcycle.data.refs import DatasetRef
+from cvcycle.data.selection import resolve_selection
 from cvcycle.data.slices import assign_split
 from cvcycle.data.snapshot import iter_boxes, snapshot_frames
 from cvcycle.data.versions import visible_at
@@ -55,8 +56,9 @@ def export_coco(
     session: Session, store: BlobStore, ref: DatasetRef, slice_text: str | None, out_dir: Path
 ) -> dict[str, Any]:
     """Write ``out_dir/annotations.json`` and ``out_dir/images/`` for a version through a slice."""
-    resolved = resolve_ref(session, ref)
-    frames = snapshot_frames(session, resolved, slice_text)
+    selection = resolve_selection(session, ref, slice_text)
+    resolved = selection.ref
+    frames = snapshot_frames(session, selection)
     classes = sorted(
         set(
             session.scalars(
@@ -96,7 +98,7 @@ def export_coco(
         )
     image_id = {f.frame_id: i + 1 for i, f in enumerate(frames)}
     annotations: list[CocoAnnotation] = []
-    for box in iter_boxes(session, resolved, slice_text):
+    for box in iter_boxes(session, selection):
         extra: dict[str, Any] = {"attributes": box.attributes or {}, "source": box.source}
         if box.track_id is not None:
             extra["track_id"] = box.track_id

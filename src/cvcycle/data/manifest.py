@@ -1,4 +1,4 @@
-"""Training manifests: a committed version (through a slice) as one Parquet file.
+"""Training manifests: a selection (a committed version through a slice) as one Parquet file.
 
 One row per frame: its blob key and size (so a worker fetches pixels straight from the store),
 frame geometry, media identity and split, and the boxes as a list column. Manifests are cached
@@ -20,9 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from sqlalchemy.orm import Session
 
-from cvcycle.data.datasets import ResolvedRef, resolve_ref
-from cvcycle.data.refs import DatasetRef
-from cvcycle.data.slices import slice_spec
+from cvcycle.data.selection import Selection
 from cvcycle.data.snapshot import boxes_query, snapshot_frames
 from cvcycle.db.models import Label
 from cvcycle.errors import InvalidInput
@@ -83,17 +81,15 @@ def _file_name(version: int, slice_name: str) -> str:
     return f"v{version}-{safe}-{digest}.parquet"
 
 
-def materialize_manifest(
-    session: Session, ref: DatasetRef, slice_text: str | None, manifests_dir: Path
-) -> Manifest:
-    """Write (or reuse) the Parquet manifest of a committed version through a slice."""
-    resolved = resolve_ref(session, ref)
+def materialize_manifest(session: Session, selection: Selection, manifests_dir: Path) -> Manifest:
+    """Write (or reuse) the Parquet manifest of a selection of a committed version."""
+    resolved, spec = selection.ref, selection.slice
     if not resolved.committed:
+        name = resolved.dataset.name
         raise InvalidInput(
-            f"{ref.name} names the working copy, which changes; a manifest needs a committed version",
-            hint=f"use {ref.name}@N or {ref.name}@latest, or commit first",
+            f"{name} names the working copy, which changes; a manifest needs a committed version",
+            hint=f"use {name}@N or {name}@latest, or commit first",
         )
-    spec = slice_spec(session, resolved, slice_text)
     # A stored slice can be redefined in later versions; its definition at this version is the key.
     cache_key = spec.filter or (f"list:{spec.name}" if spec.frame_ids is not None else spec.name)
     path = manifests_dir / resolved.dataset.name / _file_name(resolved.version, cache_key)
@@ -102,8 +98,8 @@ def materialize_manifest(
         boxes = int((meta.metadata or {}).get(b"cvcycle.boxes", b"0"))
         return Manifest(path, resolved.dataset.name, resolved.version, spec.name, meta.num_rows, boxes, True)
 
-    frames = snapshot_frames(session, resolved, slice_text)
-    boxes_column, count = _boxes_column(session, resolved, slice_text, [f.frame_id for f in frames])
+    frames = snapshot_frames(session, selection)
+    boxes_column, count = _boxes_column(session, selection, [f.frame_id for f in frames])
     table = pa.table(
         {
             "frame_id": pa.array([f.frame_id for f in frames], pa.int64()),
@@ -137,13 +133,11 @@ def materialize_manifest(
     return Manifest(path, resolved.dataset.name, resolved.version, spec.name, len(frames), count, False)
 
 
-def _boxes_column(
-    session: Session, ref: ResolvedRef, slice_text: str | None, frame_ids: list[int]
-) -> tuple[pa.ListArray, int]:
+def _boxes_column(session: Session, selection: Selection, frame_ids: list[int]) -> tuple[pa.ListArray, int]:
     """The boxes of each frame as one list column, built column-wise (a million boxes in a second)."""
     position = {frame_id: i for i, frame_id in enumerate(frame_ids)}
     query = boxes_query(
-        session, ref, slice_text,
+        selection,
         Label.frame_id, Label.id, Label.cls, Label.x, Label.y, Label.w, Label.h, Label.track_id,
     )  # fmt: skip
     rows = session.execute(query).all()

@@ -121,33 +121,15 @@ def _clause_condition(clause: Clause, dataset_id: int, version: int) -> ColumnEl
     return not_(condition) if clause.negate else condition
 
 
-def frames_query(
-    ref: ResolvedRef, clauses: list[Clause] | None = None, frame_ids: list[int] | None = None
-) -> FramesQuery:
-    """A query of (frame id, media id, split) for the frames of a version that match."""
-    dataset_id = ref.dataset.id
-    query: FramesQuery = (
-        select(Frame.id, Frame.media_id, DatasetMedia.split)
-        .join(DatasetFrame, and_(DatasetFrame.frame_id == Frame.id, DatasetFrame.dataset_id == dataset_id))
-        .join(Media, Media.id == Frame.media_id)
-        .join(DatasetMedia, and_(DatasetMedia.media_id == Media.id, DatasetMedia.dataset_id == dataset_id))
-        .where(visible_at(DatasetFrame, ref.version))
-    )
-    for clause in clauses or []:
-        query = query.where(_clause_condition(clause, dataset_id, ref.version))
-    if frame_ids is not None:
-        query = query.where(Frame.id.in_(frame_ids))
-    return query
-
-
 @dataclass(frozen=True)
 class SliceSpec:
-    """What a slice name or expression means at one version."""
+    """What a slice name or expression means at one version; ``clauses`` is ``filter`` parsed."""
 
     name: str
     kind: str  # builtin | filter | list
     filter: str | None
     frame_ids: list[int] | None
+    clauses: tuple[Clause, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name, "kind": self.kind}
@@ -158,6 +140,27 @@ class SliceSpec:
         return out
 
 
+def frames_query(ref: ResolvedRef, spec: SliceSpec) -> FramesQuery:
+    """A query of (frame id, media id, split) for the frames of a version that a slice selects."""
+    dataset_id = ref.dataset.id
+    query: FramesQuery = (
+        select(Frame.id, Frame.media_id, DatasetMedia.split)
+        .join(DatasetFrame, and_(DatasetFrame.frame_id == Frame.id, DatasetFrame.dataset_id == dataset_id))
+        .join(Media, Media.id == Frame.media_id)
+        .join(DatasetMedia, and_(DatasetMedia.media_id == Media.id, DatasetMedia.dataset_id == dataset_id))
+        .where(visible_at(DatasetFrame, ref.version))
+    )
+    for clause in spec.clauses:
+        query = query.where(_clause_condition(clause, dataset_id, ref.version))
+    if spec.frame_ids is not None:
+        query = query.where(Frame.id.in_(spec.frame_ids))
+    return query
+
+
+def _filter_spec(name: str, kind: str, text: str) -> SliceSpec:
+    return SliceSpec(name, kind, text, None, tuple(parse_filter(text)))
+
+
 def _stored_slice(session: Session, dataset_id: int, name: str, version: int) -> Slice | None:
     return session.scalar(
         select(Slice).where(Slice.dataset_id == dataset_id, Slice.name == name, visible_at(Slice, version))
@@ -165,14 +168,16 @@ def _stored_slice(session: Session, dataset_id: int, name: str, version: int) ->
 
 
 def slice_spec(session: Session, ref: ResolvedRef, text: str | None) -> SliceSpec:
-    """Resolve a slice argument: None or ``all``, a split, a stored slice, or an ad-hoc filter."""
+    """Resolve a slice argument: None or ``all``, a split, a stored slice, or an ad-hoc filter.
+
+    Filters are parsed here, once; ``cvcycle.data.selection`` pairs the result with its version.
+    """
     if text is None or text == "all":
         return SliceSpec("all", "builtin", None, None)
     if text in SPLITS:
-        return SliceSpec(text, "builtin", f"split={text}", None)
+        return _filter_spec(text, "builtin", f"split={text}")
     if "=" in text:
-        parse_filter(text)
-        return SliceSpec(text, "filter", text, None)
+        return _filter_spec(text, "filter", text)
     stored = _stored_slice(session, ref.dataset.id, text, ref.version)
     if stored is None:
         names = [s.name for s in list_slices(session, ref)]
@@ -181,15 +186,8 @@ def slice_spec(session: Session, ref: ResolvedRef, text: str | None) -> SliceSpe
             hint=f"slices there: {', '.join(names)}; or give a filter such as lighting=night",
         )
     if stored.kind == "filter":
-        return SliceSpec(text, "filter", stored.definition["filter"], None)
+        return _filter_spec(text, "filter", stored.definition["filter"])
     return SliceSpec(text, "list", None, [int(i) for i in stored.definition["frame_ids"]])
-
-
-def resolve_slice(session: Session, ref: ResolvedRef, text: str | None) -> FramesQuery:
-    """The frames query of a slice argument at the version of ``ref``."""
-    spec = slice_spec(session, ref, text)
-    clauses = parse_filter(spec.filter) if spec.filter else None
-    return frames_query(ref, clauses, spec.frame_ids)
 
 
 def save_slice(
@@ -250,7 +248,3 @@ def list_slices(session: Session, ref: ResolvedRef) -> list[SliceSpec]:
     )
     specs.extend(slice_spec(session, ref, name) for name in stored)
     return specs
-
-
-def count_frames(session: Session, query: FramesQuery) -> int:
-    return int(session.scalar(select(func.count()).select_from(query.subquery())) or 0)

@@ -1,4 +1,8 @@
-"""Reading a version: its frames, boxes and segments (optionally through a slice), and a summary."""
+"""Reading a version: its frames, boxes and segments through a slice (a ``Selection``), and a summary.
+
+Every reader here starts from ``Selection.frames_query``, so whoever reads a selection (a training
+manifest, an evaluation set, an export) sees the same frames and the same boxes.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +13,9 @@ from typing import Any
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
-from cvcycle.data.datasets import ResolvedRef, resolve_ref
+from cvcycle.data.datasets import ResolvedRef
 from cvcycle.data.refs import DatasetRef
-from cvcycle.data.slices import resolve_slice, slice_spec
+from cvcycle.data.selection import Selection, resolve_selection
 from cvcycle.data.versions import visible_at
 from cvcycle.db.models import Frame, Label, Media, Segment
 
@@ -51,8 +55,9 @@ class BoxRow:
     attributes: dict[str, Any] | None
 
 
-def snapshot_frames(session: Session, ref: ResolvedRef, slice_text: str | None = None) -> list[FrameRow]:
-    sub = resolve_slice(session, ref, slice_text).subquery()
+def snapshot_frames(session: Session, selection: Selection) -> list[FrameRow]:
+    """The selected frames with their media, ordered by medium and frame index."""
+    sub = selection.frames_query().subquery()
     rows = session.execute(
         select(
             Frame.id,
@@ -77,31 +82,34 @@ def snapshot_frames(session: Session, ref: ResolvedRef, slice_text: str | None =
     return [FrameRow(*row) for row in rows]
 
 
-def boxes_query(
-    session: Session, ref: ResolvedRef, slice_text: str | None, *columns: Any
-) -> Select[*tuple[Any, ...]]:
-    """A query of ``columns`` of the boxes of a version in a slice, ordered by frame id."""
-    sub = resolve_slice(session, ref, slice_text).subquery()
+def boxes_query(selection: Selection, *columns: Any) -> Select[*tuple[Any, ...]]:
+    """A query of ``columns`` of the boxes on the selected frames, ordered by frame id."""
+    sub = selection.frames_query().subquery()
     return (
         select(*columns)
         .where(
-            Label.dataset_id == ref.dataset.id,
-            visible_at(Label, ref.version),
+            Label.dataset_id == selection.ref.dataset.id,
+            visible_at(Label, selection.ref.version),
             Label.frame_id.in_(select(sub.c.id)),
         )
         .order_by(Label.frame_id, Label.id)
     )
 
 
-def iter_boxes(session: Session, ref: ResolvedRef, slice_text: str | None = None) -> Iterator[BoxRow]:
-    """Boxes of the version in the slice, ordered by frame id."""
+def iter_boxes(session: Session, selection: Selection) -> Iterator[BoxRow]:
+    """Boxes on the selected frames, ordered by frame id."""
     query = boxes_query(
-        session, ref, slice_text,
+        selection,
         Label.frame_id, Label.id, Label.key, Label.rev, Label.cls, Label.x, Label.y, Label.w, Label.h,
         Label.track_id, Label.score, Label.source, Label.attributes,
     )  # fmt: skip
     for row in session.execute(query.execution_options(yield_per=50_000)):
         yield BoxRow(*row)
+
+
+def count_frames(session: Session, selection: Selection) -> int:
+    """How many frames the selection holds."""
+    return int(session.scalar(select(func.count()).select_from(selection.frames_query().subquery())) or 0)
 
 
 def segments_of(session: Session, ref: ResolvedRef, media_ids: list[int]) -> list[Any]:
@@ -120,11 +128,13 @@ def segments_of(session: Session, ref: ResolvedRef, media_ids: list[int]) -> lis
     )
 
 
-def show_dataset(session: Session, ref_text: DatasetRef, slice_text: str | None = None) -> dict[str, Any]:
+def show_dataset(
+    session: Session, dataset: str | DatasetRef, slice_text: str | None = None
+) -> dict[str, Any]:
     """Counts of frames, media, boxes and segments per class, and frames per split."""
-    ref = resolve_ref(session, ref_text)
-    spec = slice_spec(session, ref, slice_text)
-    sub = resolve_slice(session, ref, slice_text).subquery()
+    selection = resolve_selection(session, dataset, slice_text)
+    ref, spec = selection.ref, selection.slice
+    sub = selection.frames_query().subquery()
     frames, media = session.execute(
         select(func.count(), func.count(func.distinct(sub.c.media_id))).select_from(sub)
     ).one()
@@ -133,12 +143,8 @@ def show_dataset(session: Session, ref_text: DatasetRef, slice_text: str | None 
     )
     per_class = dict(
         session.execute(
-            select(Label.cls, func.count())
-            .where(
-                Label.dataset_id == ref.dataset.id,
-                visible_at(Label, ref.version),
-                Label.frame_id.in_(select(sub.c.id)),
-            )
+            boxes_query(selection, Label.cls, func.count())
+            .order_by(None)
             .group_by(Label.cls)
             .order_by(Label.cls)
         ).all()

@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from cvcycle.boxes import Box
-from cvcycle.data.datasets import resolve_ref
 from cvcycle.data.refs import DatasetRef
+from cvcycle.data.selection import resolve_selection
 from cvcycle.data.snapshot import iter_boxes, snapshot_frames
 from cvcycle.data.synthetic import add_synthetic_clips
 from cvcycle.data.versions import commit_version
@@ -198,7 +198,7 @@ class _Server:
 def _truth_by_frame(db: Database, dataset: str) -> dict[int, list[Box]]:
     truth: dict[int, list[Box]] = defaultdict(list)
     with db.read() as session:
-        for box in iter_boxes(session, resolve_ref(session, DatasetRef(dataset))):
+        for box in iter_boxes(session, resolve_selection(session, DatasetRef(dataset))):
             truth[box.frame_id].append(Box(box.cls, box.x, box.y, box.w, box.h))
     return truth
 
@@ -232,7 +232,7 @@ def _stream(
             empty_share=options.stream_empty_share,
         )
         with db.read() as session:
-            frames = snapshot_frames(session, resolve_ref(session, DatasetRef(name)))
+            frames = snapshot_frames(session, resolve_selection(session, DatasetRef(name)))
         frames = [f for f in frames if f.index % options.stream_every == 0]
         d["frames"] = len(frames)
     with stages(f"{name}: served model finds objects", "inference") as d:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session
 
 from cvcycle.data.refs import DatasetRef
+from cvcycle.data.selection import resolve_selection
 from cvcycle.data.versions import diff_versions
 from cvcycle.db import Database
 from cvcycle.db.models import Dataset, ModelVersion, Run
@@ -94,22 +95,25 @@ def gate_data(
             f"model's {dataset_name}@{old_version}",
             hint="gate a candidate trained on the same or a newer version of the data",
         )
-    old = load_eval_set(
-        db, store, DatasetRef(dataset_name, old_version), old_slice, name=OLD, progress=progress
-    )
     added: list[int] = []
-    if new_version != old_version:
-        with db.read() as session:
+    with db.read() as session:
+        old_selection = resolve_selection(session, DatasetRef(dataset_name, old_version), old_slice)
+        diff_selection = resolve_selection(session, DatasetRef(dataset_name, new_version), diff_slice)
+        corner_selections = {
+            name: resolve_selection(session, diff_selection.ref, name) for name in corner_cases
+        }
+        if new_version != old_version:
             added = diff_versions(session, dataset_name, old_version, new_version)["frames"]["added"]["ids"]
-    new_ref = DatasetRef(dataset_name, new_version)
-    diff = load_eval_set(db, store, new_ref, diff_slice, name=DIFF, frame_ids=added, progress=progress)
+    old = load_eval_set(db, store, old_selection, name=OLD, progress=progress)
+    diff = load_eval_set(db, store, diff_selection, name=DIFF, frame_ids=added, progress=progress)
     diff = dataclasses.replace(
         diff,
         description=f"frames added from {dataset_name}@{old_version} to {dataset_name}@{new_version}, "
         f"slice {diff_slice or 'all'}",
     )
     corners = {
-        name: load_eval_set(db, store, new_ref, name, name=name, progress=progress) for name in corner_cases
+        name: load_eval_set(db, store, selection, name=name, progress=progress)
+        for name, selection in corner_selections.items()
     }
     return GateData(old, diff, corners, same_version=old_version == new_version)
 

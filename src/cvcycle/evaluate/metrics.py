@@ -4,10 +4,10 @@ What it owns: COCO mAP@[.5:.95] and AP50 (overall and per class), precision and 
 operating threshold (overall and per class), false positives per 1,000 frames, and recall of
 ``fall`` events. Every figure is a plain dataclass with ``to_json()``.
 
-COCO matching and AP come from faster-coco-eval and are never re-implemented here. The evaluation
-runs once per (model, frame set) with per-image results kept (``separate_eval``), so a bootstrap
-resample of frames re-runs only faster-coco-eval's accumulate step on the resampled per-image
-results: the same AP a full re-evaluation of the resampled frames gives, at a fraction of the cost.
+COCO matching and AP come from faster-coco-eval through ``cvcycle.models.coco_eval``, the bridge
+training's validation metric uses too (its docstring lists the settings: IoU thresholds, maxDets,
+area range). The evaluation runs once per (model, frame set) with per-image results kept, so a
+bootstrap resample of frames re-runs only the accumulate step on the resampled per-image results.
 
 Counting at the operating threshold uses faster-coco-eval's own matches (greedy one-to-one in
 score order, COCO's rule) from a second evaluation of the detections scoring at least the threshold
@@ -18,16 +18,21 @@ would show up beside the one that took that box at 0.5, and one box would count 
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from faster_coco_eval import COCO, COCOeval_faster  # type: ignore[import-untyped]
-from faster_coco_eval import faster_eval_api_cpp as coco_cpp
 
 from cvcycle.boxes import Box
+from cvcycle.models.coco_eval import (
+    HIT_IOU,
+    CocoEvaluation,
+    average_precision,
+    detection_annotation,
+    evaluate_coco,
+    truth_annotation,
+)
 from cvcycle.models.detections import Detections
 
 FALL_ACTION = "fall"
@@ -36,12 +41,6 @@ FALLEN_CLASS = "fallen_person"
 METRICS = ("map", "map50", "precision", "recall", "fp_per_1k_frames", "fp_per_1k_all_frames", "recall_fall")
 CLASS_METRIC_PREFIXES = ("recall_", "precision_")
 AP_METRICS = ("map", "map50")
-# COCO's standard detection budget per image and class; one area range: surveillance frames are not
-# split into small/medium/large objects here.
-MAX_DETECTIONS = 100
-# A detection hits a box at the operating threshold when their IoU is at least this.
-HIT_IOU = 0.5
-_ALL_AREAS = [[0.0, 1e10]]
 
 
 @dataclass(frozen=True)
@@ -241,7 +240,7 @@ class MatchedDetections:
         detection_counts: np.ndarray,
         hit_counts: np.ndarray,
         fall_found: np.ndarray,
-        coco: COCOeval_faster | None,
+        coco: CocoEvaluation | None,
     ) -> None:
         self.classes = classes
         self.threshold = threshold
@@ -250,7 +249,6 @@ class MatchedDetections:
         self._hits = hit_counts  # (frames, classes): of those, matched to a truth box at IoU >= 0.5
         self._fall_found = fall_found  # (falls,) bool
         self._coco = coco
-        self._resample_params: Any = None
 
     @property
     def frames(self) -> int:
@@ -279,9 +277,10 @@ class MatchedDetections:
         class_ap: list[tuple[float | None, float | None]] = [(None, None)] * len(self.classes)
         overall: tuple[float | None, float | None] = (None, None)
         if with_ap and self._coco is not None and len(truth):
-            precision = self._precision_array(frame_indices)
-            overall = _average_precision(precision)
-            class_ap = [_average_precision(precision[:, :, k : k + 1]) for k in range(len(self.classes))]
+            coco = self._coco
+            precision = coco.precision if frame_indices is None else coco.resampled_precision(frame_indices)
+            overall = average_precision(precision)
+            class_ap = [average_precision(precision[:, :, k : k + 1]) for k in range(len(self.classes))]
         truth_per_class, dets_per_class, hits_per_class = truth.sum(0), dets.sum(0), hits.sum(0)
         per_class = {
             name: ClassMetrics(
@@ -308,33 +307,6 @@ class MatchedDetections:
             map50=overall[1],
             per_class=per_class,
         )
-
-    def _precision_array(self, frame_indices: np.ndarray | None) -> np.ndarray:
-        """COCO's precision array (T, R, K, A, M), of all frames or accumulated over a resample."""
-        coco = self._coco
-        assert coco is not None
-        if frame_indices is None:
-            return np.asarray(coco.eval["precision"])
-        n, k = self.frames, len(coco.params.catIds)
-        # faster-coco-eval keeps per-image results ordered [category][area range][image]; there is
-        # one area range, so image i of category c sits at c * n + i.
-        per_image = coco._evalImgs_cpp
-        resampled = [per_image[c * n + int(i)] for c in range(k) for i in frame_indices]
-        if self._resample_params is None or len(self._resample_params.imgIds) != len(frame_indices):
-            self._resample_params = copy.deepcopy(coco._paramsEval)
-            self._resample_params.imgIds = list(range(len(frame_indices)))
-        return np.asarray(coco_cpp.COCOevalAccumulate(self._resample_params, resampled)["precision"])
-
-
-def _average_precision(precision: np.ndarray) -> tuple[float | None, float | None]:
-    """mAP@[.5:.95] and AP50 from COCO's precision array, averaged over defined entries as COCO does."""
-    every = precision[:, :, :, 0, -1]
-    at_50 = precision[0, :, :, 0, -1]
-    defined, defined_50 = every[every > -1], at_50[at_50 > -1]
-    return (
-        float(defined.mean()) if defined.size else None,
-        float(defined_50.mean()) if defined_50.size else None,
-    )
 
 
 def _class_list(truth: Sequence[FrameTruth], predictions: Sequence[Detections]) -> tuple[str, ...]:
@@ -377,16 +349,7 @@ def match_detections(
         for box in frame.boxes:
             k = class_index[box.cls]
             truth_counts[i, k] += 1
-            gt_anns.append(
-                {
-                    "id": len(gt_anns) + 1,
-                    "image_id": i + 1,
-                    "category_id": k + 1,
-                    "bbox": [box.x, box.y, box.w, box.h],
-                    "area": box.w * box.h,
-                    "iscrowd": 0,
-                }
-            )
+            gt_anns.append(truth_annotation(len(gt_anns) + 1, i + 1, k + 1, box.x, box.y, box.w, box.h))
         xywh = det.xywh
         for j in range(len(det)):
             k = class_index[det.class_name(j)]
@@ -394,63 +357,22 @@ def match_detections(
             if score >= threshold:
                 detection_counts[i, k] += 1
             x, y, w, h = (float(v) for v in xywh[j])
-            dt_anns.append(
-                {
-                    "id": len(dt_anns) + 1,
-                    "image_id": i + 1,
-                    "category_id": k + 1,
-                    "bbox": [x, y, w, h],
-                    "area": w * h,
-                    "score": score,
-                    "iscrowd": 0,
-                }
-            )
+            dt_anns.append(detection_annotation(len(dt_anns) + 1, i + 1, k + 1, x, y, w, h, score))
             dt_frame.append(i)
             dt_class.append(k)
 
     coco = None
     if n and c:
         categories = [{"id": k + 1, "name": name} for k, name in enumerate(classes)]
-        coco = _run_coco(images, categories, gt_anns, dt_anns)
+        coco = evaluate_coco(images, categories, gt_anns, dt_anns)
         above = [a for a in dt_anns if a["score"] >= threshold]
-        at_threshold = _run_coco(images, categories, gt_anns, above, iou_thresholds=[HIT_IOU])
-        # Keys are "<detection id>_<truth id>"; with one IoU threshold each side appears at most once.
-        for key in at_threshold.eval["matched"]:
-            dt_id = int(key.split("_", 1)[0])
+        at_threshold = evaluate_coco(images, categories, gt_anns, above, iou_thresholds=[HIT_IOU])
+        # With one IoU threshold each detection and each truth box appears in at most one match.
+        for dt_id, _ in at_threshold.matches():
             hit_counts[dt_frame[dt_id - 1], dt_class[dt_id - 1]] += 1
 
     fall_found = _falls_found(truth, predictions, falls, threshold)
     return MatchedDetections(classes, threshold, truth_counts, detection_counts, hit_counts, fall_found, coco)
-
-
-def _run_coco(
-    images: list[dict[str, Any]],
-    categories: list[dict[str, Any]],
-    gt_anns: list[dict[str, Any]],
-    dt_anns: list[dict[str, Any]],
-    iou_thresholds: list[float] | None = None,
-) -> COCOeval_faster:
-    # COCO objects are built from dicts in memory: no files, and empty detection lists are fine
-    # (``loadRes`` refuses those).
-    gt = COCO()
-    gt.dataset = {"images": images, "categories": categories, "annotations": gt_anns}
-    gt.createIndex()
-    dt = COCO()
-    dt.dataset = {"images": images, "categories": categories, "annotations": dt_anns}
-    dt.createIndex()
-    coco = COCOeval_faster(gt, dt, "bbox", print_function=_quiet, separate_eval=True)
-    coco.params.maxDets = [MAX_DETECTIONS]
-    coco.params.areaRng = _ALL_AREAS
-    coco.params.areaRngLbl = ["all"]
-    if iou_thresholds is not None:
-        coco.params.iouThrs = np.array(iou_thresholds)
-    coco.evaluate()
-    coco.accumulate()
-    return coco
-
-
-def _quiet(*_args: object) -> None:
-    """faster-coco-eval prints progress through this; evaluation reports its own."""
 
 
 def _falls_found(

@@ -1,10 +1,15 @@
 """Evaluating a model on frames: loading a frame set of a dataset version, predicting, scoring.
 
-``load_eval_set`` reads the frames of a version through a slice (JPEG bytes, ground-truth boxes
-and ``fall`` segments); ``evaluate_frames`` runs any ``Predictor`` over a frame set in batches and
-computes every metric of ``cvcycle.evaluate.metrics``; ``evaluate_predictor`` is the two together,
-what ``cvcycle evaluate`` calls. The gate calls ``evaluate_frames`` once per model and frame set
+``load_eval_set`` reads the frames of a selection (JPEG bytes, ground-truth boxes and ``fall``
+segments); ``evaluate_frames`` runs any ``Predictor`` over a frame set in batches and computes every
+metric of ``cvcycle.evaluate.metrics``; ``evaluate_predictor`` is the two together, and
+``evaluate_model`` loads a registered model first: what ``cvcycle evaluate`` calls, with the dataset
+and slice as the user wrote them. The gate calls ``evaluate_frames`` once per model and frame set
 and reuses the matched predictions for its bootstrap.
+
+An evaluation set reads its selection with the same frame and box queries a training manifest is
+written from (``cvcycle.data.snapshot``), live rather than through a manifest: evaluation also reads
+the working copy, which has no manifest, and a gate's diff set is a handful of chosen frames.
 
 Pseudo-labels (boxes a model proposed and nobody reviewed) are not ground truth: grading a model
 against another model's guesses would be circular, so they are left out.
@@ -21,9 +26,9 @@ from typing import Any
 from sqlalchemy import select
 
 from cvcycle.boxes import Box
-from cvcycle.data.datasets import resolve_ref
 from cvcycle.data.ingest import ProgressFn
-from cvcycle.data.refs import DatasetRef
+from cvcycle.data.refs import DatasetRef, parse_dataset_ref
+from cvcycle.data.selection import Selection, resolve_selection
 from cvcycle.data.slices import SPLITS
 from cvcycle.data.snapshot import iter_boxes, segments_of, snapshot_frames
 from cvcycle.db import Database
@@ -116,27 +121,25 @@ def model_label(predictor: Predictor) -> str:
 def load_eval_set(
     db: Database,
     store: BlobStore,
-    ref: DatasetRef,
-    slice_text: str | None,
+    selection: Selection,
     *,
     name: str | None = None,
     frame_ids: Collection[int] | None = None,
     fall_tolerance_s: float = FALL_TOLERANCE_S,
     progress: ProgressFn | None = None,
 ) -> EvalSet:
-    """The frames of ``ref`` in ``slice_text`` (only ``frame_ids`` of them, when given), with truth.
+    """The frames of ``selection`` (only ``frame_ids`` of them, when given), with truth.
 
     Each fall's tolerance is ``fall_tolerance_s`` seconds of frames at its medium's frame rate.
     """
     with db.read() as session:
-        resolved = resolve_ref(session, ref)
-        rows = snapshot_frames(session, resolved, slice_text)
+        rows = snapshot_frames(session, selection)
         if frame_ids is not None:
             wanted = set(frame_ids)
             rows = [r for r in rows if r.frame_id in wanted]
         keep = {r.frame_id for r in rows}
         boxes: dict[int, list[Box]] = defaultdict(list)
-        for box in iter_boxes(session, resolved, slice_text):
+        for box in iter_boxes(session, selection):
             if box.frame_id in keep and box.source != "pseudo":
                 boxes[box.frame_id].append(Box(box.cls, box.x, box.y, box.w, box.h))
         media_ids = sorted({r.media_id for r in rows})
@@ -151,21 +154,21 @@ def load_eval_set(
                 end_frame=s.end_frame,
                 tolerance_frames=round((fps.get(s.media_id) or 0.0) * fall_tolerance_s),
             )
-            for s in segments_of(session, resolved, media_ids)
+            for s in segments_of(session, selection.ref, media_ids)
             if s.cls == FALL_ACTION
         )
-        label = resolved.label
+    name = name or selection.slice.name
     frames = []
     for done, row in enumerate(rows, start=1):
         truth = FrameTruth(row.media_id, row.index, row.width, row.height, tuple(boxes.get(row.frame_id, ())))
         frames.append(EvalFrame(row.frame_id, store.get_bytes(row.blob_key, row.blob_size), truth))
         if progress is not None and (done % 64 == 0 or done == len(rows)):
-            progress(f"reading {name or slice_text or 'frames'}", done, len(rows))
-    description = f"{label} slice {slice_text or 'all'}"
+            progress(f"reading {name}", done, len(rows))
+    description = selection.label
     if frame_ids is not None:
         description += f", {len(frames)} chosen frames"
     splits = {split: sum(1 for r in rows if r.split == split) for split in SPLITS}
-    return EvalSet(name or (slice_text or "all"), description, tuple(frames), falls, splits)
+    return EvalSet(name, description, tuple(frames), falls, splits)
 
 
 def predict_frames(
@@ -225,21 +228,49 @@ def evaluate_frames(
     return EvaluationResult(label, data, threshold, metrics, matched, seconds)
 
 
-def evaluate_predictor(
+def evaluate_model(
     db: Database,
     store: BlobStore,
-    predictor: Predictor,
-    ref: DatasetRef,
+    model_ref: str,
+    dataset: str,
     slice_text: str | None,
     *,
     threshold: float = DEFAULT_THRESHOLD,
     batch_size: int = DEFAULT_BATCH_SIZE,
     progress: ProgressFn | None = None,
 ) -> EvaluationResult:
-    """Evaluate ``predictor`` on the frames of ``ref`` in ``slice_text``."""
+    """Evaluate the registered model ``model_ref`` (``detector@3``, ``detector:production``) on the
+    frames of ``dataset`` (``home@3``) in ``slice_text``.
+
+    The dataset reference is parsed before the model is loaded: a typo costs no model loading.
+    """
+    ref = parse_dataset_ref(dataset)
+    # Deferred: loading a model imports torch.
+    from cvcycle.registry.loading import load_model
+
+    model = load_model(db, store, model_ref)
+    return evaluate_predictor(
+        db, store, model, ref, slice_text, threshold=threshold, batch_size=batch_size, progress=progress
+    )
+
+
+def evaluate_predictor(
+    db: Database,
+    store: BlobStore,
+    predictor: Predictor,
+    dataset: str | DatasetRef,
+    slice_text: str | None,
+    *,
+    threshold: float = DEFAULT_THRESHOLD,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    progress: ProgressFn | None = None,
+) -> EvaluationResult:
+    """Evaluate ``predictor`` on the frames of ``dataset`` (``home@3``) in ``slice_text``."""
     if not 0.0 <= threshold <= 1.0:
         raise InvalidInput(f"threshold must be in [0, 1], got {threshold}")
-    eval_set = load_eval_set(db, store, ref, slice_text, progress=progress)
+    with db.read() as session:
+        selection = resolve_selection(session, dataset, slice_text)
+    eval_set = load_eval_set(db, store, selection, progress=progress)
     return evaluate_frames(
         predictor,
         eval_set.frames,

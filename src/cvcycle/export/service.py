@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from cvcycle.data.datasets import resolve_ref
 from cvcycle.data.refs import DatasetRef
+from cvcycle.data.selection import resolve_selection
 from cvcycle.data.snapshot import FrameRow, snapshot_frames
 from cvcycle.db import Database
 from cvcycle.db.models import Dataset, ModelVersion, Run
@@ -54,7 +54,7 @@ def export_model_version(
         data_label = f"{dataset.name}@{run.dataset_version}"
         val_slice = run.val_slice
         frames = snapshot_frames(
-            session, resolve_ref(session, DatasetRef(dataset.name, run.dataset_version)), val_slice
+            session, resolve_selection(session, DatasetRef(dataset.name, run.dataset_version), val_slice)
         )
     if not frames:
         raise InvalidInput(

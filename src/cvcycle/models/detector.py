@@ -38,9 +38,9 @@ from cvcycle.models.adapter import (
 )
 from cvcycle.models.augment import Batch, augment
 from cvcycle.models.centernet import HEADS, STRIDES, CenterNet, decode, detection_loss, draw_targets
+from cvcycle.models.coco_eval import GroundTruth, coco_map
 from cvcycle.models.detections import Detections
 from cvcycle.models.predictor import prepare_batch, to_detections
-from cvcycle.models.val_metric import GroundTruth, coco_map
 
 _CACHE_BYTES = 2 * 1024**3
 _WARMUP_STEPS = 30

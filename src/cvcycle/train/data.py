@@ -1,8 +1,9 @@
 """The frames a run trains on: the materialised Parquet manifests of its slices, pixels from the store.
 
-A run reads exactly what the manifests of ``dataset@version`` through its train and validation
-slices hold (committed versions never change, so neither do the manifests), and frame pixels
-straight from the blob store by the key and size each row records.
+A run reads exactly what the manifests of its two selections hold: ``dataset@version`` through its
+train and validation slices, resolved once when the run is planned (committed versions never change,
+so neither do the manifests). Frame pixels come straight from the blob store by the key and size
+each row records.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import numpy as np
 from sqlalchemy.orm import Session
 
 from cvcycle.data.manifest import Manifest, materialize_manifest, read_manifest
-from cvcycle.data.refs import DatasetRef
+from cvcycle.data.selection import Selection
 from cvcycle.errors import InvalidInput
 from cvcycle.media import decode_jpeg
 from cvcycle.models.adapter import LabelledFrame, TrainingData
@@ -87,9 +88,8 @@ def _frames(rows: list[dict[str, Any]], index: dict[str, int]) -> tuple[list[Lab
 def load_training_data(
     session: Session,
     store: BlobStore,
-    dataset: DatasetRef,
-    train_slice: str,
-    val_slice: str,
+    train_selection: Selection,
+    val_selection: Selection,
     manifests_dir: Path,
     classes: Sequence[str] | None = None,
 ) -> tuple[TrainingData, DataSummary]:
@@ -97,14 +97,15 @@ def load_training_data(
 
     Without ``classes`` the class list is every class of the training slice, sorted by name.
     """
-    train_manifest = materialize_manifest(session, dataset, train_slice, manifests_dir)
-    val_manifest = materialize_manifest(session, dataset, val_slice, manifests_dir)
+    train_manifest = materialize_manifest(session, train_selection, manifests_dir)
+    val_manifest = materialize_manifest(session, val_selection, manifests_dir)
     train_rows, val_rows = _rows(train_manifest), _rows(val_manifest)
     if classes is None:
         classes = sorted({b["cls"] for row in train_rows for b in row["boxes"]})
     if not classes:
         raise InvalidInput(
-            f"the slice {train_slice!r} of {dataset} has no boxes to learn classes from",
+            f"the slice {train_selection.slice.name!r} of {train_selection.ref.label} has no boxes to learn "
+            "classes from",
             hint="label boxes first, or pick another --train-slice",
         )
     index = {name: i for i, name in enumerate(classes)}

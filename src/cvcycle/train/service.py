@@ -27,9 +27,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from cvcycle.data.datasets import resolve_ref
-from cvcycle.data.refs import DatasetRef, parse_dataset_ref
-from cvcycle.data.slices import slice_spec
+from cvcycle.data.refs import DatasetRef
+from cvcycle.data.selection import Selection, resolve_selection
 from cvcycle.db import Database
 from cvcycle.db.models import Dataset, ModelVersion, Run, utcnow
 from cvcycle.errors import InvalidInput, NotFound
@@ -91,10 +90,8 @@ class _Plan:
     """A training request with everything resolved: what the run row records before training starts."""
 
     resolved: ResolvedConfig
-    dataset: DatasetRef  # with a version number
-    dataset_id: int
-    train_slice: str
-    val_slice: str
+    train: Selection  # a committed version and the slice to train on
+    val: Selection  # the same version and the slice to validate on
     parent_run_id: int | None
 
 
@@ -106,34 +103,27 @@ def _parent_config(session: Session, model_ref: str) -> tuple[dict[str, Any], in
 
 def _plan(
     session: Session,
-    dataset_text: str,
+    dataset: str | DatasetRef,
     train_slice: str,
     val_slice: str,
     resolved: ResolvedConfig,
     parent_run_id: int | None,
 ) -> _Plan:
-    resolved_ref = resolve_ref(session, parse_dataset_ref(dataset_text))
-    if not resolved_ref.committed:
+    train = resolve_selection(session, dataset, train_slice)
+    if not train.ref.committed:
+        name = train.ref.dataset.name
         raise InvalidInput(
-            f"{dataset_text} names the working copy, which changes; a run trains on a committed version",
-            hint=f"use {resolved_ref.dataset.name}@N or {resolved_ref.dataset.name}@latest",
+            f"{dataset} names the working copy, which changes; a run trains on a committed version",
+            hint=f"use {name}@N or {name}@latest",
         )
-    for text in (train_slice, val_slice):
-        slice_spec(session, resolved_ref, text)
+    val = resolve_selection(session, train.ref, val_slice)
     adapter = create_adapter(resolved.config.adapter)
     arch_defaults = dict(getattr(adapter, "default_options", {}))
     if resolved.config.init_from:
         resolved = _pin_init_from(session, resolved, arch_defaults)
     elif "parent" not in resolved.sources.values():
         resolved = _with_options(resolved, arch_defaults)
-    return _Plan(
-        resolved=resolved,
-        dataset=DatasetRef(resolved_ref.dataset.name, resolved_ref.version),
-        dataset_id=resolved_ref.dataset.id,
-        train_slice=train_slice,
-        val_slice=val_slice,
-        parent_run_id=parent_run_id,
-    )
+    return _Plan(resolved=resolved, train=train, val=val, parent_run_id=parent_run_id)
 
 
 def train_model(
@@ -183,7 +173,7 @@ def clone_run(
         resolved = resolve_config(None, dict(parent.config), overrides)
         plan = _plan(
             session,
-            f"{dataset.name}@{parent.dataset_version}",
+            DatasetRef(dataset.name, parent.dataset_version),
             parent.train_slice,
             parent.val_slice,
             resolved,
@@ -289,10 +279,10 @@ def _execute(
             config=config.to_record(),
             overrides=plan.resolved.overrides,
             config_sources=plan.resolved.sources,
-            dataset_id=plan.dataset_id,
-            dataset_version=int(plan.dataset.version or 0),
-            train_slice=plan.train_slice,
-            val_slice=plan.val_slice,
+            dataset_id=plan.train.ref.dataset.id,
+            dataset_version=plan.train.ref.version,
+            train_slice=plan.train.slice.name,
+            val_slice=plan.val.slice.name,
             seed=config.seed,
             code_version=code.sha,
             code_dirty=code.dirty,
@@ -311,7 +301,7 @@ def _execute(
             f"run-{run_id}",
             {
                 "cvcycle.run_id": str(run_id),
-                "cvcycle.dataset": str(plan.dataset),
+                "cvcycle.dataset": plan.train.ref.label,
                 "cvcycle.adapter": config.adapter,
             },
         )
@@ -321,9 +311,9 @@ def _execute(
             tracker_run_id,
             {
                 **config.to_record(),
-                "dataset": str(plan.dataset),
-                "train_slice": plan.train_slice,
-                "val_slice": plan.val_slice,
+                "dataset": plan.train.ref.label,
+                "train_slice": plan.train.slice.name,
+                "val_slice": plan.val.slice.name,
                 "code_version": code.sha,
                 "code_dirty": code.dirty,
                 "parent_run_id": plan.parent_run_id,
@@ -354,9 +344,7 @@ def _train(
         with db.read() as session:
             classes = tuple(resolve_model_ref(session, config.init_from).classes)
     with db.read() as session:
-        data, summary = load_training_data(
-            session, store, plan.dataset, plan.train_slice, plan.val_slice, manifests_dir, classes
-        )
+        data, summary = load_training_data(session, store, plan.train, plan.val, manifests_dir, classes)
     adapter = create_adapter(config.adapter)
     module = adapter.build(config, data.classes)
     if config.init_from:
