@@ -26,11 +26,11 @@ from cvcycle.data.datasets import resolve_ref
 from cvcycle.data.ingest import record_media
 from cvcycle.data.labels import BoxInput, add_boxes, edit_box
 from cvcycle.data.manifest import materialize_manifest
-from cvcycle.data.refs import DatasetRef
 from cvcycle.data.snapshot import iter_boxes
 from cvcycle.data.versions import commit_version, diff_versions
 from cvcycle.db import Database, upgrade_database
 from cvcycle.db.models import Label, Media
+from cvcycle.refs import DatasetRef
 from cvcycle.store import BlobStore
 from cvcycle.synth import generate_clips, write_clip
 

@@ -28,7 +28,6 @@ import torch
 from faster_coco_eval import COCO, COCOeval_faster
 
 from cvcycle.data.datasets import resolve_ref
-from cvcycle.data.refs import DatasetRef
 from cvcycle.data.snapshot import iter_boxes, snapshot_frames
 from cvcycle.data.synthetic import add_synthetic_clips
 from cvcycle.data.versions import commit_version
@@ -36,6 +35,7 @@ from cvcycle.db import Database, open_database
 from cvcycle.db.models import Run
 from cvcycle.home import init_home
 from cvcycle.media import decode_jpeg
+from cvcycle.refs import DatasetRef
 from cvcycle.registry.loading import load_model
 from cvcycle.settings import Settings
 from cvcycle.store import BlobStore, open_store

@@ -8,10 +8,10 @@ import pytest
 
 from cvcycle.data.labels import BoxInput, add_boxes
 from cvcycle.data.manifest import materialize_manifest, read_manifest
-from cvcycle.data.refs import DatasetRef
 from cvcycle.data.versions import commit_version
 from cvcycle.db import Database
 from cvcycle.errors import InvalidInput
+from cvcycle.refs import DatasetRef
 
 
 def test_manifest_has_frames_blobs_and_boxes_and_is_cached(

@@ -6,12 +6,12 @@ import pytest
 
 from cvcycle.data.datasets import resolve_ref
 from cvcycle.data.labels import BoxInput, add_boxes, add_tag
-from cvcycle.data.refs import DatasetRef
 from cvcycle.data.slices import count_frames, list_slices, parse_filter, resolve_slice, save_slice
 from cvcycle.data.snapshot import show_dataset
 from cvcycle.data.versions import commit_version
 from cvcycle.db import Database
 from cvcycle.errors import InvalidInput, NotFound
+from cvcycle.refs import DatasetRef
 
 
 def _count(db: Database, ref: DatasetRef, slice_text: str | None) -> int:

@@ -9,7 +9,6 @@ import pytest
 from sqlalchemy import func, select
 
 from cvcycle.data.ingest import IngestResult
-from cvcycle.data.refs import DatasetRef
 from cvcycle.data.snapshot import show_dataset
 from cvcycle.db import Database
 from cvcycle.db.models import Dataset, Media, Report
@@ -17,6 +16,7 @@ from cvcycle.errors import InvalidInput, NotFound
 from cvcycle.feedback.events import PushResult
 from cvcycle.feedback.reports import ReportBox, parse_box, report_event
 from cvcycle.feedback.tasks import list_tasks
+from cvcycle.refs import DatasetRef
 
 Push = Callable[[list[Any]], PushResult]
 PERSON = {"cls": "person", "score": 0.8, "box": [2, 3, 20, 30]}

@@ -12,7 +12,6 @@ import pytest
 from cvcycle.data.datasets import resolve_ref
 from cvcycle.data.ingest import IngestResult
 from cvcycle.data.labels import BoxInput, add_boxes, current_label
-from cvcycle.data.refs import DatasetRef
 from cvcycle.data.snapshot import iter_boxes, show_dataset
 from cvcycle.data.versions import commit_version
 from cvcycle.db import Database
@@ -20,6 +19,7 @@ from cvcycle.errors import Conflict, InvalidInput, NotFound
 from cvcycle.feedback.events import PushResult
 from cvcycle.feedback.reports import ReportBox, report_event
 from cvcycle.feedback.tasks import complete_task, get_task, list_tasks
+from cvcycle.refs import DatasetRef
 
 Push = Callable[[list[Any]], PushResult]
 

@@ -12,10 +12,10 @@ import typer
 from rich.table import Table
 
 from cvcycle.cli.common import JsonOption, console, database, file_progress, handle_errors, print_json, store
-from cvcycle.data.refs import parse_dataset_ref
 from cvcycle.evaluate.criteria import ALLOWED_METRICS
 from cvcycle.evaluate.gate import gate_models, load_criteria
 from cvcycle.evaluate.service import DEFAULT_BATCH_SIZE, EvaluationResult, evaluate_predictor
+from cvcycle.refs import parse_dataset_ref
 
 GATE_EPILOG = (
     "The criteria file (YAML) holds threshold, bootstrap (resamples), seed, old_slice (test by default), "

@@ -21,11 +21,11 @@ import pyarrow.parquet as pq
 from sqlalchemy.orm import Session
 
 from cvcycle.data.datasets import ResolvedRef, resolve_ref
-from cvcycle.data.refs import DatasetRef
 from cvcycle.data.slices import slice_spec
 from cvcycle.data.snapshot import boxes_query, snapshot_frames
 from cvcycle.db.models import Label
 from cvcycle.errors import InvalidInput
+from cvcycle.refs import DatasetRef
 
 BOX_TYPE = pa.struct(
     [

@@ -10,10 +10,10 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from cvcycle.data.datasets import ResolvedRef, resolve_ref
-from cvcycle.data.refs import DatasetRef
 from cvcycle.data.slices import resolve_slice, slice_spec
 from cvcycle.data.versions import visible_at
 from cvcycle.db.models import Frame, Label, Media, Segment
+from cvcycle.refs import DatasetRef
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from cvcycle.data.refs import DatasetRef
 from cvcycle.data.versions import diff_versions
 from cvcycle.db import Database
 from cvcycle.db.models import Dataset, ModelVersion, Run
@@ -39,6 +38,7 @@ from cvcycle.evaluate.service import (
     model_label,
 )
 from cvcycle.models.predictor import Predictor
+from cvcycle.refs import DatasetRef, format_ref
 from cvcycle.store import BlobStore
 
 __all__ = [
@@ -88,25 +88,21 @@ def gate_data(
     progress: ProgressFn | None = None,
 ) -> GateData:
     """Old data (``old_slice`` of ``old_version``), the diff and the corner cases (of ``new_version``)."""
+    old_ref, new_ref = DatasetRef(dataset_name, old_version), DatasetRef(dataset_name, new_version)
     if new_version < old_version:
         raise InvalidInput(
-            f"the candidate was trained on {dataset_name}@{new_version}, older than the production "
-            f"model's {dataset_name}@{old_version}",
+            f"the candidate was trained on {new_ref}, older than the production model's {old_ref}",
             hint="gate a candidate trained on the same or a newer version of the data",
         )
-    old = load_eval_set(
-        db, store, DatasetRef(dataset_name, old_version), old_slice, name=OLD, progress=progress
-    )
+    old = load_eval_set(db, store, old_ref, old_slice, name=OLD, progress=progress)
     added: list[int] = []
     if new_version != old_version:
         with db.read() as session:
             added = diff_versions(session, dataset_name, old_version, new_version)["frames"]["added"]["ids"]
-    new_ref = DatasetRef(dataset_name, new_version)
     diff = load_eval_set(db, store, new_ref, diff_slice, name=DIFF, frame_ids=added, progress=progress)
     diff = dataclasses.replace(
         diff,
-        description=f"frames added from {dataset_name}@{old_version} to {dataset_name}@{new_version}, "
-        f"slice {diff_slice or 'all'}",
+        description=f"frames added from {old_ref} to {new_ref}, slice {diff_slice or 'all'}",
     )
     corners = {
         name: load_eval_set(db, store, new_ref, name, name=name, progress=progress) for name in corner_cases
@@ -267,7 +263,7 @@ def trained_on(session: Session, ref: str) -> TrainedOn:
     from cvcycle.registry.versions import resolve_model_ref
 
     version: ModelVersion = resolve_model_ref(session, ref)
-    label = f"{version.name}@{version.version}"
+    label = format_ref(version.name, version.version)
     run = session.get(Run, version.run_id) if version.run_id is not None else None
     if run is None:
         raise InvalidInput(

@@ -22,7 +22,6 @@ from sqlalchemy import select
 
 from cvcycle.data.datasets import resolve_ref
 from cvcycle.data.ingest import ProgressFn
-from cvcycle.data.refs import DatasetRef
 from cvcycle.data.slices import SPLITS
 from cvcycle.data.snapshot import iter_boxes, segments_of, snapshot_frames
 from cvcycle.db import Database
@@ -40,6 +39,7 @@ from cvcycle.evaluate.metrics import (
 from cvcycle.media import decode_jpeg
 from cvcycle.models.detections import Detections
 from cvcycle.models.predictor import Predictor
+from cvcycle.refs import DatasetRef, format_ref
 from cvcycle.store import BlobStore
 
 DEFAULT_THRESHOLD = 0.5
@@ -109,7 +109,7 @@ def model_label(predictor: Predictor) -> str:
         return version
     name, number = getattr(version, "name", None), getattr(version, "version", None)
     if name is not None and number is not None:
-        return f"{name}@{number}"
+        return format_ref(name, number)
     return type(predictor).__name__
 
 

@@ -1,5 +1,7 @@
 """The model registry: versions, aliases and lineage (``versions``), loading a version (``loading``).
 
+The grammar of model references (``ModelRef``, ``parse_model_ref``) is ``cvcycle.refs``.
+
 The names below are re-exported lazily, so importing one registry module (the Triton writer, say)
 does not import torch through ``loading``.
 """
@@ -10,48 +12,43 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from cvcycle.registry.loading import LoadedModel, VersionId, load_model
+    from cvcycle.registry.loading import LoadedModel, load_model
     from cvcycle.registry.versions import (
-        ModelRef,
         ModelVersionInfo,
         alias_history,
         create_model_version,
         lineage,
         list_model_versions,
         next_version_number,
-        parse_model_ref,
+        resolve_model_filter,
         resolve_model_ref,
         set_alias,
     )
 
 _EXPORTS = {
     "LoadedModel": "loading",
-    "VersionId": "loading",
     "load_model": "loading",
-    "ModelRef": "versions",
     "ModelVersionInfo": "versions",
     "alias_history": "versions",
     "create_model_version": "versions",
     "lineage": "versions",
     "list_model_versions": "versions",
     "next_version_number": "versions",
-    "parse_model_ref": "versions",
+    "resolve_model_filter": "versions",
     "resolve_model_ref": "versions",
     "set_alias": "versions",
 }
 
 __all__ = [
     "LoadedModel",
-    "ModelRef",
     "ModelVersionInfo",
-    "VersionId",
     "alias_history",
     "create_model_version",
     "lineage",
     "list_model_versions",
     "load_model",
     "next_version_number",
-    "parse_model_ref",
+    "resolve_model_filter",
     "resolve_model_ref",
     "set_alias",
 ]

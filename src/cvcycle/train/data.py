@@ -16,10 +16,10 @@ import numpy as np
 from sqlalchemy.orm import Session
 
 from cvcycle.data.manifest import Manifest, materialize_manifest, read_manifest
-from cvcycle.data.refs import DatasetRef
 from cvcycle.errors import InvalidInput
 from cvcycle.media import decode_jpeg
 from cvcycle.models.adapter import LabelledFrame, TrainingData
+from cvcycle.refs import DatasetRef
 from cvcycle.store import BlobStore
 
 
