@@ -56,7 +56,12 @@ class ServerUnavailable(CvcycleError):
 
 
 class CorruptBlob(CvcycleError):
-    """A stored blob does not match its recorded size or digest."""
+    """A stored blob (or an artefact in it) does not match its recorded size, digest or format.
+
+    A server-side fault, not a bad request: no input causes it and no retry with other input
+    helps, so the API answers 500, with the usual ``{"error", "hint"}`` body naming the blob and
+    no traceback. The damaged bytes are never served. The hint names ``cvcycle store verify``.
+    """
 
     http_status = 500
 

@@ -35,7 +35,14 @@ class Settings(BaseSettings):
     cache_dir: Path | None = Field(
         default=None, description="Local read cache for remote blob stores; default <home>/cache"
     )
-    sqlite_busy_timeout_ms: int = Field(default=30_000, ge=0)
+    sqlite_busy_timeout_ms: int = Field(
+        default=30_000, ge=0, description="How long a SQLite writer waits for another's lock before failing."
+    )
+    model_repository: Path | None = Field(
+        default=None,
+        description="The Triton-layout model repository `cvcycle demo` publishes to and `cvcycle up` serves; "
+        "default <home>/model-repository",
+    )
     spot_check_share: float = Field(
         default=0.1, ge=0.0, le=1.0, description="Share of finished annotation tasks sent to review."
     )
@@ -71,6 +78,10 @@ class Settings(BaseSettings):
     @property
     def manifests_dir(self) -> Path:
         return self.home / "manifests"
+
+    @property
+    def model_repository_dir(self) -> Path:
+        return self.model_repository or self.home / "model-repository"
 
 
 @lru_cache(maxsize=1)

@@ -5,31 +5,14 @@ from __future__ import annotations
 import pytest
 
 from cvcycle.annotate.agreement import (
-    ClassBox,
     ClassRange,
     agreement,
-    box_iou,
     boxes_f1,
     match_boxes,
     segments_tiou,
     temporal_iou,
 )
-
-
-@pytest.mark.parametrize(
-    ("a", "b", "iou"),
-    [
-        ((0, 0, 10, 10), (0, 0, 10, 10), 1.0),
-        ((0, 0, 10, 10), (5, 0, 10, 10), 50 / 150),
-        ((0, 0, 10, 10), (10, 0, 10, 10), 0.0),  # touching edges share no area
-        ((0, 0, 10, 10), (2, 2, 5, 5), 25 / 100),
-        ((0, 0, 0, 10), (0, 0, 0, 10), 0.0),  # empty boxes
-    ],
-)
-def test_box_iou(a: tuple[float, ...], b: tuple[float, ...], iou: float) -> None:
-    assert box_iou(a, b) == pytest.approx(iou)
-    assert box_iou(b, a) == pytest.approx(iou)
-
+from cvcycle.boxes import Box
 
 P = "person"
 
@@ -38,25 +21,25 @@ P = "person"
     ("a", "b", "f1"),
     [
         ([], [], 1.0),
-        ([ClassBox(P, (0, 0, 10, 10))], [], 0.0),
-        ([ClassBox(P, (0, 0, 10, 10))], [ClassBox(P, (1, 0, 10, 10))], 1.0),  # IoU 0.82
-        ([ClassBox(P, (0, 0, 10, 10))], [ClassBox("dog", (0, 0, 10, 10))], 0.0),  # class must agree
-        ([ClassBox(P, (0, 0, 10, 10))], [ClassBox(P, (5, 0, 10, 10))], 0.0),  # IoU 1/3 < 0.5
+        ([Box(P, 0, 0, 10, 10)], [], 0.0),
+        ([Box(P, 0, 0, 10, 10)], [Box(P, 1, 0, 10, 10)], 1.0),  # IoU 0.82
+        ([Box(P, 0, 0, 10, 10)], [Box("dog", 0, 0, 10, 10)], 0.0),  # class must agree
+        ([Box(P, 0, 0, 10, 10)], [Box(P, 5, 0, 10, 10)], 0.0),  # IoU 1/3 < 0.5
         (
-            [ClassBox(P, (0, 0, 10, 10)), ClassBox(P, (50, 50, 10, 10))],
-            [ClassBox(P, (0, 0, 10, 10))],
+            [Box(P, 0, 0, 10, 10), Box(P, 50, 50, 10, 10)],
+            [Box(P, 0, 0, 10, 10)],
             2 * 1 / 3,
         ),
     ],
 )
-def test_boxes_f1(a: list[ClassBox], b: list[ClassBox], f1: float) -> None:
+def test_boxes_f1(a: list[Box], b: list[Box], f1: float) -> None:
     assert boxes_f1(a, b) == pytest.approx(f1)
     assert boxes_f1(b, a) == pytest.approx(f1)
 
 
 def test_matching_is_one_to_one_and_prefers_the_best_overlap() -> None:
-    a = [ClassBox(P, (0, 0, 10, 10)), ClassBox(P, (2, 0, 10, 10))]
-    b = [ClassBox(P, (2, 0, 10, 10))]
+    a = [Box(P, 0, 0, 10, 10), Box(P, 2, 0, 10, 10)]
+    b = [Box(P, 2, 0, 10, 10)]
     assert [(i, j) for i, j, _ in match_boxes(a, b)] == [(1, 0)]
 
 
@@ -92,7 +75,7 @@ def test_segments_tiou(a: list[ClassRange], b: list[ClassRange], score: float) -
 
 
 def test_agreement_of_k_annotators_is_the_mean_over_pairs() -> None:
-    box = ClassBox(P, (0, 0, 10, 10))
+    box = Box(P, 0, 0, 10, 10)
     work = [("a", [box], []), ("b", [box], []), ("c", [], [])]
     result = agreement(work)
     assert result.pairs == 3

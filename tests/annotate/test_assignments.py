@@ -7,9 +7,10 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from cvcycle.annotate.assignments import create_annotation_task, open_assignment, save_draft
+from cvcycle.annotate.assignments import open_assignment, save_draft
 from cvcycle.annotate.documents import Draft
 from cvcycle.annotate.review import SpotCheck, review_assignment, submit_assignment
+from cvcycle.annotate.tasks import create_task
 from cvcycle.db import Database
 from cvcycle.db.models import Label, Segment
 from cvcycle.errors import Conflict, InvalidInput, NotFound
@@ -23,7 +24,7 @@ def _draft(**parts: Any) -> Draft:
 
 def test_a_stale_save_is_refused_and_changes_nothing(db: Database, make_medium: Any) -> None:
     medium = make_medium("ds", frames=3)
-    task = create_annotation_task(db, "ds", frame_id=medium.frame_ids[1], annotators=["ann"])
+    task = create_task(db, "ds", frame_id=medium.frame_ids[1], annotators=["ann"])
     first = open_assignment(db, task.task.id, "ann")
     box = {"id": "a", "cls": "cat", "box": {"x": 1, "y": 2, "w": 10, "h": 10}}
     saved = save_draft(db, first.id, 1, _draft(boxes=[box]), "ann")
@@ -36,7 +37,7 @@ def test_a_stale_save_is_refused_and_changes_nothing(db: Database, make_medium: 
 
 def test_boxes_outside_the_frame_name_their_field(db: Database, make_medium: Any) -> None:
     medium = make_medium("ds", frames=1)  # 64x48 frames
-    task = create_annotation_task(db, "ds", frame_id=medium.frame_ids[0])
+    task = create_task(db, "ds", frame_id=medium.frame_ids[0])
     a = open_assignment(db, task.task.id, "ann")
     outside = {"id": "a", "cls": "cat", "box": {"x": 60, "y": 2, "w": 10, "h": 10}}
     with pytest.raises(InvalidInput, match=r"boxes\.0\.box: .* outside the 64x48 frame"):
@@ -54,7 +55,7 @@ def test_accepted_work_replaces_the_frame_boxes_and_keeps_pseudo_sources(
 ) -> None:
     medium = make_medium("ds", frames=2)
     frame = medium.frame_ids[0]
-    task = create_annotation_task(db, "ds", frame_id=frame, annotators=["ann"])
+    task = create_task(db, "ds", frame_id=frame, annotators=["ann"])
     a = open_assignment(db, task.task.id, "ann")
     boxes = [
         {"id": "p", "cls": "cat", "box": {"x": 1, "y": 1, "w": 5, "h": 5}, "source": "pseudo", "score": 0.7},
@@ -76,7 +77,7 @@ def test_accepted_work_replaces_the_frame_boxes_and_keeps_pseudo_sources(
 
 def test_overlap_needs_every_annotator_before_acceptance(db: Database, make_medium: Any) -> None:
     medium = make_medium("ds", frames=4)
-    task = create_annotation_task(db, "ds", media_id=medium.media_id, annotators=["a", "b"], overlap=2)
+    task = create_task(db, "ds", media_id=medium.media_id, annotators=["a", "b"], overlap=2)
     assert task.item.mode == "video"
     with pytest.raises(Conflict, match="2 annotators"):
         open_assignment(db, task.task.id, "c")

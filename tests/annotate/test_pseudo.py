@@ -6,8 +6,9 @@ from typing import Any
 
 import pytest
 
-from cvcycle.annotate.assignments import create_annotation_task, open_assignment
+from cvcycle.annotate.assignments import open_assignment
 from cvcycle.annotate.pseudo import model_pseudo_labels
+from cvcycle.annotate.tasks import create_task
 from cvcycle.db import Database
 from cvcycle.models.adapter import create_adapter
 from cvcycle.models.checkpoint import checkpoint_bytes
@@ -47,7 +48,7 @@ def test_an_unlabelled_frame_starts_from_the_production_models_boxes(
     assert len(expected) == 4 and {b["source"] for b in expected} == {"pseudo"}
     assert all(b["cls"] in CLASSES and 0 <= b["score"] <= 1 for b in expected)
 
-    task = create_annotation_task(db, "ds", frame_id=medium.frame_ids[0], annotators=["ann"], store=store)
+    task = create_task(db, "ds", frame_id=medium.frame_ids[0], annotators=["ann"], store=store)
     draft = open_assignment(db, task.task.id, "ann", store).draft
     assert [(b["cls"], b["source"]) for b in draft["boxes"]] == [(b["cls"], "pseudo") for b in expected]
     assert [b["score"] for b in draft["boxes"]] == pytest.approx([b["score"] for b in expected])
@@ -62,5 +63,5 @@ def test_a_model_without_a_checkpoint_gives_no_pseudo_labels(
             session, name="detector", adapter="detector", classes=list(CLASSES), config={}, artifacts={}
         )
         set_alias(session, "detector", "production", 1)
-    task = create_annotation_task(db, "ds", frame_id=medium.frame_ids[0], annotators=["ann"], store=store)
+    task = create_task(db, "ds", frame_id=medium.frame_ids[0], annotators=["ann"], store=store)
     assert open_assignment(db, task.task.id, "ann", store).draft["boxes"] == []

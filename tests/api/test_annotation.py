@@ -11,9 +11,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from cvcycle.api import create_app
+from cvcycle.boxes import Box
 from cvcycle.db import open_database
 from cvcycle.demo.sample_home import SampleHome, fill_sample_home
-from cvcycle.feedback.reports import ReportBox, report_event
+from cvcycle.feedback.reports import report_event
 from cvcycle.home import init_home
 from cvcycle.settings import Settings
 from cvcycle.store import open_store
@@ -33,7 +34,7 @@ class Home:
                 db,
                 self.sample.event_ids_with_boxes[event_index],
                 "inaccurate_detection",
-                box=ReportBox("person", 10, 10, 40, 80),
+                box=Box("person", 10, 10, 40, 80),
                 detection=0,
                 operator="olga",
             )
@@ -312,3 +313,59 @@ def test_frames_not_sampled_at_ingest_are_decoded_from_the_video(home: Home, tmp
         pixels = decode_jpeg(response.content)
         assert pixels.shape == (48, 64, 3)
         assert np.abs(pixels.mean(axis=(0, 1)) - colours[index % 3]).max() < 12
+
+
+def _frame_boxes(settings: Settings, frame_id: int) -> list[tuple[Any, ...]]:
+    """The frame's visible boxes with what identifies their history: key, revision, author."""
+    from sqlalchemy import select
+
+    from cvcycle.db.models import Label
+
+    db = open_database(settings)
+    with db.read() as session:
+        rows = session.execute(
+            select(Label.key, Label.rev, Label.author, Label.cls, Label.x).where(
+                Label.frame_id == frame_id, Label.deleted_v.is_(None)
+            )
+        ).all()
+    db.dispose()
+    return sorted(tuple(r) for r in rows)
+
+
+def test_the_second_of_two_tasks_on_one_frame_gets_409_and_nothing_is_lost(tmp_path: Path) -> None:
+    for home in _home(tmp_path, spot_check_share=1.0):  # every submission waits for a reviewer
+        frame_id = home.sample.frame_ids[5]
+        ids = []
+        for _ in range(2):
+            created = home.client.post("/api/tasks", json={"dataset": "home", "frame_id": frame_id})
+            assert created.status_code == 201, created.text
+            ids.append(created.json()["id"])
+        ann, bob = _take(home, ids[0], "ann"), _take(home, ids[1], "bob")
+        box = {"id": "b1", "cls": "person", "box": {"x": 5, "y": 5, "w": 30, "h": 60}, "source": "human"}
+        for who, a in (("ann", ann), ("bob", bob)):
+            draft = {"boxes": [*a["draft"]["boxes"], {**box, "id": f"b-{who}"}]}
+            assert _save(home, a, draft, who).status_code == 200
+            r = home.client.post(f"/api/assignments/{a['id']}/submit", json={"rev": 2, "author": who})
+            assert r.json()["status"] == "submitted", r.text
+
+        before = _frame_boxes(home.settings, frame_id)
+        accept = {"verdict": "accept", "reviewer": "rita"}
+        first = home.client.post(f"/api/assignments/{ann['id']}/review", json=accept)
+        assert first.status_code == 200 and first.json()["status"] == "accepted"
+        accepted = _frame_boxes(home.settings, frame_id)
+        # The boxes ann left alone keep their key, revision and author; hers is added.
+        assert [b for b in accepted if b[2] != "ann"] == before and before
+        assert [b[2:] for b in accepted if b[2] == "ann"] == [("ann", "person", 5)]
+
+        second = home.client.post(f"/api/assignments/{bob['id']}/review", json=accept)
+        assert second.status_code == 409
+        body = second.json()
+        assert set(body) == {"error", "hint"}
+        assert f"frame {frame_id} of dataset 'home' changed" in body["error"] and "reopen" in body["hint"]
+        assert _frame_boxes(home.settings, frame_id) == accepted  # no box lost or re-credited to bob
+        assert home.client.get(f"/api/tasks/{ids[1]}").json()["status"] == "open"
+
+        reopened = home.client.post(f"/api/tasks/{ids[1]}/reopen", json={"by": "rita"})
+        assert reopened.status_code == 200, reopened.text
+        again = home.client.get(f"/api/assignments/{bob['id']}").json()
+        assert again["status"] == "open" and len(again["draft"]["boxes"]) == len(accepted)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cvcycle.feedback.tasks import complete_task, list_tasks
+from cvcycle.annotate.tasks import complete_task, list_tasks
 
 FilledApp = Any  # the ``app`` fixture of tests/api/conftest.py
 

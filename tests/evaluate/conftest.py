@@ -11,11 +11,12 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
+from cvcycle.boxes import Box
 from cvcycle.data.ingest import IngestResult, record_media
 from cvcycle.data.labels import BoxInput, SegmentInput, add_boxes, add_segments
 from cvcycle.db import Database
 from cvcycle.db.models import Media
-from cvcycle.evaluate.metrics import FrameTruth, TruthBox
+from cvcycle.evaluate.metrics import FrameTruth
 from cvcycle.evaluate.service import EvalFrame
 from cvcycle.media import decode_jpeg, encode_jpeg
 from cvcycle.models.detections import Detections
@@ -50,7 +51,7 @@ class TruthPredictor:
         self.false_boxes = false_boxes
         self.calls = 0
         self._truth: dict[str, FrameTruth] = {}
-        self._boxes: dict[str, tuple[TruthBox, ...]] = {}
+        self._boxes: dict[str, tuple[Box, ...]] = {}
         counted = 0
         for frame in frames:
             key = pixels_key(decode_jpeg(frame.jpeg))

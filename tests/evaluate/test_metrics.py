@@ -7,10 +7,10 @@ import json
 import numpy as np
 import pytest
 
+from cvcycle.boxes import Box
 from cvcycle.evaluate.metrics import (
     FallEvent,
     FrameTruth,
-    TruthBox,
     compute_metrics,
     match_detections,
 )
@@ -19,7 +19,7 @@ from cvcycle.models.detections import Detections
 CLASSES = ("person", "fallen_person")
 
 
-def frame(media: int, index: int, *boxes: TruthBox) -> FrameTruth:
+def frame(media: int, index: int, *boxes: Box) -> FrameTruth:
     return FrameTruth(media, index, 320, 240, tuple(boxes))
 
 
@@ -39,7 +39,7 @@ def exact(truth: FrameTruth, score: float = 0.9) -> Detections:
 
 # Ten frames, two boxes each, one of each class, never overlapping.
 TRUTH = [
-    frame(1, i, TruthBox("person", 10 + i, 20, 40, 80), TruthBox("fallen_person", 150, 150 + i, 90, 40))
+    frame(1, i, Box("person", 10 + i, 20, 40, 80), Box("fallen_person", 150, 150 + i, 90, 40))
     for i in range(10)
 ]
 
@@ -87,7 +87,7 @@ def test_false_boxes_on_empty_frames_give_exact_fp_per_1k() -> None:
 
 
 def test_false_boxes_outranking_true_ones_cost_ap() -> None:
-    truth = [frame(1, 0, TruthBox("person", 10, 10, 40, 80)), frame(1, 1)]
+    truth = [frame(1, 0, Box("person", 10, 10, 40, 80)), frame(1, 1)]
     predictions = [dets(("person", 0.5, 10, 10, 40, 80)), dets(("person", 0.9, 200, 100, 40, 80))]
     m = compute_metrics(truth, predictions)
     # Ranked: FP (0.9), TP (0.5): precision 0.5 at recall 1, so COCO's interpolated AP is 0.5.
@@ -96,7 +96,7 @@ def test_false_boxes_outranking_true_ones_cost_ap() -> None:
 
 
 def test_threshold_counts_only_boxes_scoring_at_least_it_but_ap_sees_all() -> None:
-    truth = [frame(1, 0, TruthBox("person", 10, 10, 40, 80), TruthBox("person", 200, 10, 40, 80))]
+    truth = [frame(1, 0, Box("person", 10, 10, 40, 80), Box("person", 200, 10, 40, 80))]
     predictions = [dets(("person", 0.6, 10, 10, 40, 80), ("person", 0.4, 200, 10, 40, 80))]
     m = compute_metrics(truth, predictions, threshold=0.5)
     assert (m.detections, m.true_positives, m.recall) == (1, 1, 0.5)
@@ -114,14 +114,14 @@ def test_threshold_counts_only_boxes_scoring_at_least_it_but_ap_sees_all() -> No
     ],
 )
 def test_a_hit_needs_iou_of_at_least_half(box: tuple[float, float, float, float], hit: bool) -> None:
-    truth = [frame(1, 0, TruthBox("person", 10, 10, 40, 80))]
+    truth = [frame(1, 0, Box("person", 10, 10, 40, 80))]
     m = compute_metrics(truth, [dets(("person", 0.9, *box))])
     assert m.true_positives == int(hit)
     assert m.precision == float(hit)
 
 
 def test_matching_is_one_to_one_and_class_aware() -> None:
-    truth = [frame(1, 0, TruthBox("person", 10, 10, 40, 80))]
+    truth = [frame(1, 0, Box("person", 10, 10, 40, 80))]
     duplicate = dets(("person", 0.9, 10, 10, 40, 80), ("person", 0.8, 10, 10, 40, 80))
     m = compute_metrics(truth, [duplicate])
     assert (m.detections, m.true_positives, m.false_positives) == (2, 1, 1)
@@ -134,7 +134,7 @@ def test_matching_is_one_to_one_and_class_aware() -> None:
 def test_a_box_counts_once_when_another_detection_takes_it_at_a_stricter_iou() -> None:
     """At IoU 0.5 the higher-scoring detection (IoU 0.6) takes the box; at IoU 0.75 only the other
     one (IoU 0.8) qualifies. Counting at the threshold is about IoU 0.5 alone: one hit, one miss."""
-    truth = [frame(1, 0, TruthBox("person", 100, 100, 100, 100))]
+    truth = [frame(1, 0, Box("person", 100, 100, 100, 100))]
     taker = ("person", 0.9, 125.0, 100.0, 100.0, 100.0)  # IoU 7500 / 12500 = 0.6
     closer = ("person", 0.8, 111.1, 100.0, 100.0, 100.0)  # IoU 0.8
     m = compute_metrics(truth, [dets(taker, closer)])
@@ -185,7 +185,7 @@ def test_a_resample_scores_like_evaluating_the_resampled_frames() -> None:
     rng = np.random.default_rng(3)
     truth, predictions = [], []
     for i in range(30):
-        boxes = [TruthBox("person", 10 + 60 * j, 20, 40, 80) for j in range(int(rng.integers(0, 3)))]
+        boxes = [Box("person", 10 + 60 * j, 20, 40, 80) for j in range(int(rng.integers(0, 3)))]
         truth.append(frame(1, i, *boxes))
         found = [
             ("person", float(rng.random()), b.x + float(rng.normal(0, 6)), b.y, b.w, b.h)

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 import typer
+from sqlalchemy import select
 from typer.testing import CliRunner
 
+from cvcycle.annotate.tasks import create_task
 from cvcycle.cli import feedback, setup
 from cvcycle.data.ingest import IngestResult
+from cvcycle.db import Database
+from cvcycle.db.models import Label
 
 app = typer.Typer()
 setup.register(app)
@@ -89,3 +94,46 @@ def test_feedback_round_trip(home: Path, tmp_path: Path, medium: IngestResult, s
     assert "detector@1" in table and "cam-2" in table
     err = runner.invoke(app, ["stats", "--by", "week"])
     assert err.exit_code == 2 and "'week'" in err.output
+
+
+def test_done_on_a_frame_that_another_task_changed_exits_2_with_one_line(
+    home: Path, tmp_path: Path, db: Database, medium: IngestResult
+) -> None:
+    cv("init")
+    frame = medium.frame_ids[0]
+    first, second = (create_task(db, "prod", frame_id=frame).task.id for _ in range(2))
+    anna, bo = tmp_path / "anna.json", tmp_path / "bo.json"
+    anna.write_text(json.dumps([{"cls": "person", "box": [1, 1, 10, 10]}]))
+    bo.write_text(json.dumps([{"cls": "car", "box": [20, 20, 10, 10]}]))
+    assert "1 boxes written to prod" in cv(
+        "tasks", "done", str(first), "--labels", str(anna), "--operator", "anna"
+    )
+    written = _frame_boxes(db, frame)
+
+    err = runner.invoke(app, ["tasks", "done", str(second), "--labels", str(bo), "--operator", "bo"])
+    assert err.exit_code == 2
+    (line,) = [line for line in err.output.splitlines() if line.startswith("error:")]
+    assert re.fullmatch(
+        rf"error: task {second}: frame {frame} of dataset 'prod' changed since the work on it started "
+        r"\(revision [0-9a-f]{12} -> [0-9a-f]{12}\)",
+        line,
+    )
+    assert f"cvcycle tasks reopen {second}" in err.output
+    assert _frame_boxes(db, frame) == written  # anna's box is hers, and not replaced
+
+    assert f"task {second} reopened" in cv("tasks", "reopen", str(second), "--operator", "bo")
+    both = tmp_path / "both.json"
+    both.write_text(json.dumps([*json.loads(anna.read_text()), *json.loads(bo.read_text())]))
+    result = cvj("tasks", "done", str(second), "--labels", str(both), "--operator", "bo")["result"]
+    assert (result["kept"], result["added"]) == (1, 1)
+    assert _frame_boxes(db, frame) == [*written, (result["keys"][1], 1, "bo", "car")]
+
+
+def _frame_boxes(db: Database, frame_id: int) -> list[tuple[Any, ...]]:
+    with db.read() as session:
+        rows = session.execute(
+            select(Label.key, Label.rev, Label.author, Label.cls).where(
+                Label.frame_id == frame_id, Label.deleted_v.is_(None)
+            )
+        ).all()
+    return sorted(tuple(r) for r in rows)

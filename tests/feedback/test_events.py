@@ -139,6 +139,18 @@ def test_overhanging_boxes_are_clipped_and_outside_boxes_rejected(
     assert stored.detections == [{"cls": "person", "score": 0.5, "box": [0.0, 40.0, 17.0, 8.0]}]
 
 
+def test_detection_class_names_follow_the_one_rule(
+    db: Database, push: Push, medium: IngestResult, event: Callable[..., dict[str, Any]]
+) -> None:
+    frame = {"id": medium.frame_ids[0]}
+    names = ["person", " person", "", "x" * 101, 7]
+    result = push([event(frame=frame, detections=[{"cls": n, "box": [1, 1, 5, 5]}]) for n in names])
+    assert [e.line for e in result.errors] == [2, 3, 4, 5]
+    assert all(e.reason.startswith("detection 0: class name") for e in result.errors)
+    assert "padded" in result.errors[0].reason and "must be a string" in result.errors[3].reason
+    assert [e.detections[0]["cls"] for e in _events(db)] == ["person"]
+
+
 def test_a_missing_events_file_is_not_found(db: Database, store: BlobStore, tmp_path: Path) -> None:
     with pytest.raises(NotFound, match=r"nope\.jsonl"):
         push_events(db, store, tmp_path / "nope.jsonl")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from cvcycle.boxes import Box
 from cvcycle.db import Database
 from cvcycle.demo.sample_home import fill_sample_home
 from cvcycle.feedback.feed import (
@@ -13,7 +14,7 @@ from cvcycle.feedback.feed import (
     newest_event_id,
     pending_review_frames,
 )
-from cvcycle.feedback.reports import ReportBox, report_event, sample_review_frames
+from cvcycle.feedback.reports import report_event, sample_review_frames
 from cvcycle.store import BlobStore
 
 
@@ -43,5 +44,5 @@ def test_feed_verdicts_and_review_queue(db: Database, store: BlobStore) -> None:
     ]
     drawn = sample_review_frames(db, "detector", limit=2)
     assert [p["id"] for p in pending_review_frames(db)] == [d.event_id for d in drawn]
-    report_event(db, drawn[0].event_id, "missed_detection", box=ReportBox("person", 1, 1, 20, 40))
+    report_event(db, drawn[0].event_id, "missed_detection", box=Box("person", 1, 1, 20, 40))
     assert [p["id"] for p in pending_review_frames(db)] == [drawn[1].event_id]

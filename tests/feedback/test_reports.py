@@ -8,14 +8,15 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from cvcycle.annotate.tasks import list_tasks
+from cvcycle.boxes import Box
 from cvcycle.data.ingest import IngestResult
 from cvcycle.data.snapshot import show_dataset
 from cvcycle.db import Database
 from cvcycle.db.models import Dataset, Media, Report
 from cvcycle.errors import InvalidInput, NotFound
 from cvcycle.feedback.events import PushResult
-from cvcycle.feedback.reports import ReportBox, parse_box, report_event
-from cvcycle.feedback.tasks import list_tasks
+from cvcycle.feedback.reports import parse_box, report_event
 from cvcycle.refs import DatasetRef
 
 Push = Callable[[list[Any]], PushResult]
@@ -48,7 +49,7 @@ def test_every_report_type(db: Database, events: list[int], medium: IngestResult
     assert false.task_id is not None and false.dataset == "feedback"
     assert false.frame_id == medium.frame_ids[1]
 
-    box = ReportBox("person", 1, 2, 22, 30)
+    box = Box("person", 1, 2, 22, 30)
     inaccurate = report_event(db, one, "inaccurate_detection", box=box)
     assert (inaccurate.detection, inaccurate.box) == (0, box)
 
@@ -76,13 +77,13 @@ def test_every_report_type(db: Database, events: list[int], medium: IngestResult
 def test_reports_on_one_frame_share_its_open_task(db: Database, events: list[int]) -> None:
     _, two, _, snap = events
     a = report_event(db, two, "false_detection", detection=0)
-    b = report_event(db, two, "missed_detection", box=ReportBox("person", 40, 5, 10, 20))
+    b = report_event(db, two, "missed_detection", box=Box("person", 40, 5, 10, 20))
     assert a.task_id == b.task_id
     (task,) = list_tasks(db, status="open")
     assert task.report_ids == [a.id, b.id] and task.report_types == ["false_detection", "missed_detection"]
     # Snapshot events reported twice reuse the medium made the first time.
     c = report_event(db, snap, "false_detection")
-    d = report_event(db, snap, "missed_detection", box=ReportBox("person", 1, 1, 5, 5))
+    d = report_event(db, snap, "missed_detection", box=Box("person", 1, 1, 5, 5))
     assert c.frame_id == d.frame_id and c.task_id == d.task_id
 
 
@@ -96,22 +97,22 @@ def test_reports_on_one_frame_share_its_open_task(db: Database, events: list[int
         ("one", {"type": "false_detection", "detection": -1}, InvalidInput, "out of range"),
         ("two", {"type": "false_detection"}, InvalidInput, "has 2 detections"),
         ("empty", {"type": "false_detection"}, InvalidInput, "has no detections"),
-        ("one", {"type": "confirmed", "box": ReportBox("person", 1, 1, 5, 5)}, InvalidInput, "takes no box"),
+        ("one", {"type": "confirmed", "box": Box("person", 1, 1, 5, 5)}, InvalidInput, "takes no box"),
         (
             "empty",
-            {"type": "missed_detection", "detection": 0, "box": ReportBox("person", 1, 1, 5, 5)},
+            {"type": "missed_detection", "detection": 0, "box": Box("person", 1, 1, 5, 5)},
             InvalidInput,
             "names no detection",
         ),
         (
             "empty",
-            {"type": "missed_detection", "box": ReportBox("person", 50, 1, 30, 5)},
+            {"type": "missed_detection", "box": Box("person", 50, 1, 30, 5)},
             InvalidInput,
             "outside",
         ),
         (
             "empty",
-            {"type": "missed_detection", "box": ReportBox("person", 1, 1, 0, 5)},
+            {"type": "missed_detection", "box": Box("person", 1, 1, 0, 5)},
             InvalidInput,
             "positive",
         ),
@@ -132,7 +133,7 @@ def test_bad_reports_are_refused_and_leave_nothing(
 
 
 def test_box_text() -> None:
-    assert parse_box(" 1, 2.5,3,4 , fallen_person") == ReportBox("fallen_person", 1, 2.5, 3, 4)
+    assert parse_box(" 1, 2.5,3,4 , fallen_person") == Box("fallen_person", 1, 2.5, 3, 4)
     for bad in ("1,2,3,4", "a,b,c,d,person", "1,2,3,4,person,extra"):
         with pytest.raises(InvalidInput):
             parse_box(bad)

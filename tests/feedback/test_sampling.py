@@ -9,13 +9,14 @@ from typing import Any
 import pytest
 from sqlalchemy import delete
 
+from cvcycle.annotate.tasks import list_tasks
+from cvcycle.boxes import Box
 from cvcycle.data.ingest import IngestResult
 from cvcycle.db import Database
 from cvcycle.db.models import ReviewSample
 from cvcycle.errors import InvalidInput
 from cvcycle.feedback.events import PushResult
-from cvcycle.feedback.reports import ReportBox, report_event, sample_review_frames
-from cvcycle.feedback.tasks import list_tasks
+from cvcycle.feedback.reports import report_event, sample_review_frames
 
 Push = Callable[[list[Any]], PushResult]
 PERSON = {"cls": "person", "score": 0.8, "box": [2, 3, 20, 30]}
@@ -87,7 +88,7 @@ def test_rate_and_time_gap_keep_the_sample_sparse(db: Database, feed: dict[str, 
 
 def test_a_missed_detection_on_a_sampled_frame_opens_a_task(db: Database, feed: dict[str, list[int]]) -> None:
     (picked,) = sample_review_frames(db, "detector@1", limit=1, seed=3)
-    report = report_event(db, picked.event_id, "missed_detection", box=ReportBox("person", 5, 5, 10, 20))
+    report = report_event(db, picked.event_id, "missed_detection", box=Box("person", 5, 5, 10, 20))
     (task,) = list_tasks(db, status="open")
     assert (task.id, task.frame_id, task.event_ids) == (report.task_id, picked.frame_id, [picked.event_id])
 

@@ -7,15 +7,16 @@ from typing import Any
 
 import pytest
 
+from cvcycle.boxes import Box
 from cvcycle.data.ingest import IngestResult
 from cvcycle.db import Database
 from cvcycle.errors import InvalidInput
 from cvcycle.feedback.events import PushResult
-from cvcycle.feedback.reports import ReportBox, report_event, sample_review_frames
+from cvcycle.feedback.reports import report_event, sample_review_frames
 from cvcycle.feedback.stats import feedback_stats
 
 Push = Callable[[list[Any]], PushResult]
-BOX = ReportBox("person", 1, 1, 10, 10)
+BOX = Box("person", 1, 1, 10, 10)
 
 
 def _det(x: float) -> dict[str, Any]:
@@ -50,7 +51,7 @@ def reviewed(db: Database, push: Push, medium: IngestResult, event: Callable[...
     report_event(db, e5, "confirmed")  # all three detections
     report_event(db, e7, "false_detection")
     report_event(db, e8, "missed_detection", box=BOX)
-    report_event(db, e8, "missed_detection", box=ReportBox("person", 30, 1, 10, 10))
+    report_event(db, e8, "missed_detection", box=Box("person", 30, 1, 10, 10))
 
 
 def _row(**fields: Any) -> dict[str, Any]:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from cvcycle.annotate.assignments import open_assignment
 from cvcycle.annotate.review import SpotCheck, review_assignment, submit_assignment
+from cvcycle.annotate.tasks import complete_task, list_tasks
 from cvcycle.db import Database
 from cvcycle.demo.sample_home import fill_sample_home
 from cvcycle.feedback.reports import report_event
-from cvcycle.feedback.tasks import complete_task, list_tasks
 from cvcycle.feedback.throughput import annotation_throughput
 from cvcycle.store import BlobStore
 

@@ -53,11 +53,11 @@ def config_for(data: bytes, name: str = "scale") -> str:
 
 
 def served_state(repo: Path) -> dict[str, bytes]:
-    """What a server reads: every config.pbtxt and file under numeric version folders."""
+    """What a server reads: every config.pbtxt and file under numeric version folders (<model>/<n>/)."""
     state = {}
     for path in sorted(repo.rglob("*")):
         rel = path.relative_to(repo)
-        if path.is_file() and (path.name == "config.pbtxt" or any(p.isdigit() for p in rel.parts)):
+        if path.is_file() and (path.name == "config.pbtxt" or rel.parts[1].isdigit()):
             state[str(rel)] = path.read_bytes()
     return state
 
@@ -86,7 +86,7 @@ def test_layout_is_tritons_and_republishing_changes_nothing(tmp_path: Path) -> N
     write_repository_version(repo, "scale", 2, v2, config_for(v2))
     assert (repo / "scale" / "1" / "model.onnx").read_bytes() == v1  # older versions stay
     assert (repo / "scale" / "2" / "model.onnx").read_bytes() == v2
-    assert sorted(p.name for p in (repo / "scale").iterdir()) == [".publish.lock", "1", "2", "config.pbtxt"]
+    assert sorted(p.name for p in (repo / "scale").iterdir()) == ["1", "2", "config.pbtxt"]  # no lock file
 
 
 def test_a_version_folder_with_other_content_is_a_conflict(tmp_path: Path) -> None:
@@ -143,15 +143,14 @@ def test_a_publish_that_fails_while_staging_leaves_the_repository_serving_as_bef
         # SIGXFSZ killed the process in the middle of writing the staged model file.
         assert result.returncode == -signal.SIGXFSZ, result.stderr
         assert served_state(repo) == before_served
-        leftovers = [p.name for p in (repo / "scale").iterdir() if p.name.startswith(".staging-")]
-        assert len(leftovers) == 1
+        assert os.listdir(repo / "scale" / ".staging") == ["2"]
     else:
         assert result.returncode == 3 and "File too large" in result.stdout, result.stdout + result.stderr
         assert everything(repo) == before_all  # not even a staging folder is left
 
     # The next publish clears what a killed one left, and succeeds.
     write_repository_version(repo, "scale", 2, v2, config)
-    assert not [p for p in (repo / "scale").iterdir() if p.name.startswith(".staging-")]
+    assert not (repo / "scale" / ".staging").exists()
     assert (repo / "scale" / "2" / "model.onnx").read_bytes() == v2
     assert (repo / "scale" / "1" / "model.onnx").read_bytes() == v1
 

@@ -23,6 +23,7 @@ import signal
 import socket
 import subprocess
 import sys
+import textwrap
 import threading
 import time
 from collections.abc import Iterator
@@ -38,9 +39,9 @@ import typer
 from typer.testing import CliRunner
 
 from cvcycle.db import Database
-from cvcycle.errors import Conflict, CorruptBlob, NotFound, ServerUnavailable
+from cvcycle.errors import CorruptBlob, NotFound, ServerUnavailable
 from cvcycle.registry.server_control import InferenceServerControl
-from cvcycle.registry.sync import PAUSE_AFTER_BYTES_ENV, SyncReport, sync_alias, watch_alias
+from cvcycle.registry.sync import SyncReport, sync_alias, watch_alias
 from cvcycle.settings import get_settings
 from cvcycle.store import BlobStore
 
@@ -457,6 +458,29 @@ def test_a_swap_under_load_drops_no_request(home: Home, server: ServerProcess, i
     assert sorted(os.listdir(home.repo / "detector")) == ["2", "config.pbtxt"]
 
 
+SYNC_STOPPING_HALFWAY = textwrap.dedent(
+    """
+    import sys, threading
+    from cvcycle.db import Database
+    from cvcycle.registry import sync
+    from cvcycle.store import BlobStore
+
+    db_url, store_url, repo, server, half = sys.argv[1:6]
+    sync.CHUNK_SIZE = int(half)  # the copy goes in halves, so that it can stop between them
+
+    def stop_halfway(description, done, total):
+        if 0 < done < total:
+            print(f"paused copying {description} after {done} bytes", file=sys.stderr, flush=True)
+            threading.Event().wait()  # until killed
+
+    sync.sync_alias(
+        Database(db_url), BlobStore.from_url(store_url), repo, "production", server=server,
+        progress=stop_halfway,
+    )
+    """
+)
+
+
 def test_sync_killed_during_a_copy_leaves_the_old_version_serving_and_a_rerun_completes(
     home: Home, server: ServerProcess, images: np.ndarray
 ) -> None:
@@ -465,10 +489,20 @@ def test_sync_killed_during_a_copy_leaves_the_old_version_serving_and_a_rerun_co
     served_before = served_state(home.repo)
     size = home.onnx_artifact(2)["size"]
     half = size // 2
-    # The test hook stops the copy for good once half of model.onnx is written and fsynced.
+    # The sync's progress callback stops the copy for good once half of model.onnx is in the file.
+    env = home.env()
     process = subprocess.Popen(
-        [CVCYCLE, "sync", "--alias", "production", "--repo", str(home.repo), "--server", server.url],
-        env={**home.env(), PAUSE_AFTER_BYTES_ENV: str(half)},
+        [
+            sys.executable,
+            "-c",
+            SYNC_STOPPING_HALFWAY,
+            env["CVCYCLE_DB_URL"],
+            env["CVCYCLE_STORE_URL"],
+            str(home.repo),
+            server.url,
+            str(half),
+        ],
+        env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
@@ -477,7 +511,7 @@ def test_sync_killed_during_a_copy_leaves_the_old_version_serving_and_a_rerun_co
         assert process.stderr is not None
         line = process.stderr.readline()
         assert "paused copying detector@2 model.onnx" in line, line + process.stderr.read()
-        part = home.repo / "detector" / ".sync-staging" / "2" / "model.onnx.part"
+        part = home.repo / "detector" / ".staging" / "2" / "model.onnx.part"
         assert part.stat().st_size == half
         process.send_signal(signal.SIGKILL)
         assert process.wait(timeout=60) == -signal.SIGKILL
@@ -531,7 +565,7 @@ def test_without_a_server_superseded_versions_are_kept(home: Home) -> None:
 
 def test_staging_left_for_a_version_the_alias_no_longer_points_at_is_removed(home: Home) -> None:
     home.sync()
-    staged = home.repo / "detector" / ".sync-staging" / "2"  # a sync of version 2, killed midway
+    staged = home.repo / "detector" / ".staging" / "2"  # a sync of version 2, killed midway
     staged.mkdir(parents=True)
     (staged / "model.onnx.part").write_bytes(b"the first bytes")
     report = home.sync()  # the alias is back on version 1
@@ -705,20 +739,6 @@ def test_tensorrt_plans_travel_with_the_version(home: Home) -> None:
     assert (version_dir / "model_8.6.plan").read_bytes() == b"a TensorRT engine for compute capability 8.6"
 
 
-def test_one_sync_at_a_time_per_repository(home: Home) -> None:
-    import fcntl
-
-    home.repo.mkdir()
-    fd = os.open(home.repo, os.O_RDONLY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)  # as a running sync holds it
-        with pytest.raises(Conflict, match=f"another cvcycle sync is updating {home.repo}"):
-            home.sync()
-    finally:
-        os.close(fd)
-    assert home.sync().changed
-
-
 @pytest.fixture(scope="module")
 def s3_endpoint() -> Iterator[str]:
     moto_server = pytest.importorskip("moto.server", reason="the S3 variant needs moto[server]")
@@ -758,7 +778,7 @@ def test_sync_from_s3_resumes_a_partial_copy(home: Home, s3_endpoint: str, tmp_p
     home.move_alias(2)
     artifact = home.onnx_artifact(2)
     data = home.store.get_bytes(artifact["key"])
-    staged = home.repo / "detector" / ".sync-staging" / "2"
+    staged = home.repo / "detector" / ".staging" / "2"
     staged.mkdir(parents=True)
     (staged / "model.onnx.part").write_bytes(data[: len(data) // 3])
     (second,) = sync_alias(home.db, s3, home.repo, "production").models

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import onnx
 import pytest
 from google.protobuf import text_format
@@ -11,6 +9,7 @@ from onnx import TensorProto, helper
 from tritonclient.grpc import model_config_pb2
 
 from cvcycle.errors import InvalidInput
+from cvcycle.registry.layout import plan_filenames
 from cvcycle.registry.triton import (
     TENSORRT_PLATFORM,
     DynamicBatching,
@@ -18,8 +17,6 @@ from cvcycle.registry.triton import (
     VersionPolicy,
     io_from_onnx,
     model_config,
-    plan_filenames,
-    write_model_config,
 )
 from cvcycle.serve.model_config import parse_model_config
 
@@ -146,18 +143,6 @@ def test_bad_configs_are_refused(kwargs: dict[str, object], message: str) -> Non
     args: dict[str, object] = {"name": "m", "max_batch_size": 4, "inputs": [], "outputs": [], **kwargs}
     with pytest.raises(InvalidInput, match=message):
         model_config(**args)  # type: ignore[arg-type]
-
-
-def test_write_model_config_replaces_the_file_whole(tmp_path: Path) -> None:
-    first = model_config("m", max_batch_size=0, inputs=[], outputs=[])
-    path = write_model_config(tmp_path / "m", first)
-    assert path == tmp_path / "m" / "config.pbtxt" and path.read_text() == first
-    second = model_config(
-        "m", max_batch_size=0, inputs=[], outputs=[], version_policy=VersionPolicy.latest(2)
-    )
-    write_model_config(tmp_path / "m", second)
-    assert parse(path.read_text()).version_policy.latest.num_versions == 2
-    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["config.pbtxt"]  # no temporaries left
 
 
 def test_not_an_onnx_graph_is_refused() -> None:

@@ -13,8 +13,9 @@ import tritonclient.grpc as triton_grpc
 import tritonclient.http as triton
 from tritonclient.utils import InferenceServerException
 
+from cvcycle.registry.layout import plan_filenames
 from cvcycle.registry.publish import write_repository_version
-from cvcycle.registry.triton import TENSORRT_PLATFORM, io_from_onnx, model_config, plan_filenames
+from cvcycle.registry.triton import TENSORRT_PLATFORM, io_from_onnx, model_config
 from cvcycle.serve.model_config import parse_model_config
 from cvcycle.serve.runtimes import LoadFailure, gpu_compute_capabilities, select_plan
 

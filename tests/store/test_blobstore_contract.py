@@ -58,7 +58,10 @@ def test_put_of_a_stored_blob_does_not_rewrite_it(env: StoreEnv) -> None:
     env.write_raw(rel(ref.key), marker)
 
     assert env.store.put_bytes(data) == ref
-    assert env.store.get_bytes(ref.key) == marker
+    # Had the put rewritten the blob, the original bytes would read back; the marker is still
+    # there, and reads refuse it.
+    with pytest.raises(CorruptBlob, match=hashlib.sha256(marker).hexdigest()):
+        env.store.get_bytes(ref.key)
 
 
 def test_put_repairs_a_blob_of_the_wrong_size(env: StoreEnv) -> None:
@@ -100,11 +103,53 @@ def test_digest_verification(env: StoreEnv) -> None:
     flipped[1234] ^= 0xFF  # one bit-rotted byte, same size
     env.write_raw(rel(ref.key), bytes(flipped))
 
-    assert env.store.get_bytes(ref.key, ref.size) == bytes(flipped)  # size alone cannot tell
-    with pytest.raises(CorruptBlob) as excinfo:
-        env.store.verify(ref.key, ref.size)
-    assert ref.key in str(excinfo.value)
-    assert hashlib.sha256(flipped).hexdigest() in str(excinfo.value)
+    bad_digest = hashlib.sha256(flipped).hexdigest()
+    for read in (
+        lambda: env.store.verify(ref.key, ref.size),
+        lambda: env.store.get_bytes(ref.key, ref.size),  # the size alone cannot tell
+        lambda: env.store.get_bytes(ref.key),
+        lambda: env.store.local_path(ref.key, ref.size),
+    ):
+        with pytest.raises(CorruptBlob) as excinfo:
+            read()
+        assert ref.key in str(excinfo.value)
+        assert bad_digest in str(excinfo.value)
+        assert excinfo.value.hint is not None and "cvcycle store verify" in excinfo.value.hint
+
+
+def test_a_stream_read_to_its_end_fails_on_a_damaged_blob(env: StoreEnv) -> None:
+    data = blob(10, 3 * (1 << 20) + 17)  # several chunks
+    ref = env.store.put_bytes(data)
+    with env.store.open(ref.key) as stream:  # an intact blob streams to its end silently
+        assert b"".join(iter(lambda: stream.read(100_000), b"")) == data
+
+    flipped = bytearray(data)
+    flipped[-1] ^= 0x01
+    env.write_raw(rel(ref.key), bytes(flipped))
+
+    with env.store.open(ref.key) as stream, pytest.raises(CorruptBlob, match=ref.key):
+        while stream.read(1 << 20):
+            pass
+    with env.store.open(ref.key) as stream, pytest.raises(CorruptBlob, match=ref.key):
+        stream.read()
+    with env.store.open(ref.key) as stream:
+        assert stream.read(1000) == data[:1000]  # what was read so far is not judged yet
+        with pytest.raises(CorruptBlob):
+            stream.read()
+        with pytest.raises(CorruptBlob):  # and it stays an error, not a quiet end of stream
+            stream.read(10)
+
+
+def test_a_stream_that_seeks_is_not_judged(env: StoreEnv) -> None:
+    data = blob(11, 50_000)
+    ref = env.store.put_bytes(data)
+    flipped = bytearray(data)
+    flipped[0] ^= 0x01
+    env.write_raw(rel(ref.key), bytes(flipped))
+
+    with env.store.open(ref.key) as stream:
+        stream.seek(10)  # a resumed copy: its caller hashes the whole copy itself
+        assert stream.read() == bytes(flipped[10:])
 
 
 def test_absent_blob_is_not_found(env: StoreEnv) -> None:
@@ -226,3 +271,33 @@ def test_iter_keys_lists_only_blobs(env: StoreEnv) -> None:
     env.write_raw(f"other/{stray}", b"not under sha256/")
 
     assert list(env.store.iter_keys()) == sorted(r.key for r in refs)
+
+
+def test_a_blob_damaged_after_a_checked_read_is_caught_again(env: StoreEnv) -> None:
+    data = blob(12)
+    ref = env.store.put_bytes(data)
+    assert env.store.local_path(ref.key, ref.size).read_bytes() == data  # checked once, remembered
+    assert env.store.get_bytes(ref.key) == data
+
+    flipped = bytearray(data)
+    flipped[7] ^= 0x01
+    env.write_raw(rel(ref.key), bytes(flipped))
+
+    with pytest.raises(CorruptBlob, match=ref.key):
+        env.store.get_bytes(ref.key)
+    if not env.remote:  # the stored file itself changed: the remembered check no longer holds
+        with pytest.raises(CorruptBlob, match=ref.key):
+            env.store.local_path(ref.key, ref.size)
+
+
+def test_iter_blobs_lists_sizes_and_ages(env: StoreEnv) -> None:
+    refs = sorted((env.store.put_bytes(blob(seed, 100 + seed)) for seed in range(5)), key=lambda r: r.key)
+    env.write_raw(f"tmp/1-{refs[0].key}", b"a write in flight")
+
+    listed = list(env.store.iter_blobs())
+
+    assert [(b.key, b.size) for b in listed] == [(r.key, r.size) for r in refs]
+    for info in listed:
+        assert info.modified is not None
+        assert env.store.modified(info.key) == pytest.approx(info.modified, abs=1.0)
+    assert env.store.modified(ABSENT) is None

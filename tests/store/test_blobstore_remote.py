@@ -102,3 +102,14 @@ def test_s3_upload_cut_short_is_invisible(
         assert env.store.get_bytes(ref.key, ref.size) == data
     finally:
         client.abort_multipart_upload(Bucket=BUCKET, Key=f"{prefix}/{rel(key)}", UploadId=upload["UploadId"])
+
+
+def test_local_path_refetches_a_cache_copy_damaged_in_place(remote_env: StoreEnv) -> None:
+    data = os.urandom(100_000)
+    ref = remote_env.store.put_bytes(data)
+    path = remote_env.store.local_path(ref.key, ref.size)
+    flipped = bytearray(data)
+    flipped[500] ^= 0x01
+    path.write_bytes(bytes(flipped))  # same size: only the digest can tell
+
+    assert remote_env.store.local_path(ref.key, ref.size).read_bytes() == data

@@ -4,21 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from cvcycle.synth.operators import TruthBox, iou, judge
+from cvcycle.boxes import Box
+from cvcycle.synth.operators import judge
 
 
 def det(cls: str, score: float, x: float, y: float, w: float, h: float) -> dict[str, object]:
     return {"cls": cls, "score": score, "box": [x, y, w, h]}
 
 
-PERSON = TruthBox("person", 10, 10, 20, 40)
-FALLEN = TruthBox("fallen_person", 100, 100, 40, 20)
-
-
-def test_iou() -> None:
-    assert iou((0, 0, 10, 10), (0, 0, 10, 10)) == 1.0
-    assert iou((0, 0, 10, 10), (5, 0, 10, 10)) == pytest.approx(50 / 150)
-    assert iou((0, 0, 10, 10), (20, 20, 5, 5)) == 0.0
+PERSON = Box("person", 10, 10, 20, 40)
+FALLEN = Box("fallen_person", 100, 100, 40, 20)
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,8 @@ timeline, meet a stale revision, and reject work with a comment that holds HTML.
 from __future__ import annotations
 
 import base64
+import itertools
+import os
 import re
 import time
 from collections.abc import Callable
@@ -32,8 +34,12 @@ def wait_until(page: Any, expression: str, timeout: float = 20.0) -> None:
         time.sleep(0.02)
 
 
+# Tests share one live server: names and images differ by a counter, the same on every run.
+_SERIAL = itertools.count(1)
+
+
 def _unique(prefix: str) -> str:
-    return f"{prefix}{time.monotonic_ns() % 10**9}"
+    return f"{prefix}{os.getpid()}-{next(_SERIAL)}"
 
 
 def _pseudo_task(live: LiveServer, push_event: Callable[..., int], box: list[float]) -> int:
@@ -41,7 +47,7 @@ def _pseudo_task(live: LiveServer, push_event: Callable[..., int], box: list[flo
 
     The event gets an image of its own: reports on one image join one task.
     """
-    rng = np.random.default_rng(time.monotonic_ns())
+    rng = np.random.default_rng(next(_SERIAL))
     pixels = np.clip(rng.normal(90, 25, (240, 320, 3)), 0, 255).astype(np.uint8)
     x, y, w, h = (int(v) for v in box)
     pixels[y : y + h, x : x + w] = (200, 170, 140)  # something box-shaped where the model saw a person

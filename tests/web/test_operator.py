@@ -11,7 +11,7 @@ from typing import Any
 
 from playwright.sync_api import expect
 
-from cvcycle.feedback.tasks import complete_task
+from cvcycle.annotate.tasks import complete_task
 
 Live = Any  # the ``live`` fixture of tests/web/conftest.py
 

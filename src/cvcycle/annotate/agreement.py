@@ -11,16 +11,10 @@ from dataclasses import dataclass
 from itertools import combinations
 from typing import Any
 
+from cvcycle.boxes import Box, iou
+
 # A pair of boxes of one class counts as the same object from this IoU on (the COCO/VOC convention).
 MATCH_IOU = 0.5
-
-XYWH = tuple[float, float, float, float] | Sequence[float]
-
-
-@dataclass(frozen=True)
-class ClassBox:
-    cls: str
-    box: XYWH
 
 
 @dataclass(frozen=True)
@@ -32,43 +26,30 @@ class ClassRange:
     end: int
 
 
-def box_iou(a: XYWH, b: XYWH) -> float:
-    """Intersection over union of two ``[x, y, w, h]`` boxes (0 for disjoint or empty ones)."""
-    ax, ay, aw, ah = (float(v) for v in a)
-    bx, by, bw, bh = (float(v) for v in b)
-    iw = min(ax + aw, bx + bw) - max(ax, bx)
-    ih = min(ay + ah, by + bh) - max(ay, by)
-    if iw <= 0 or ih <= 0:
-        return 0.0
-    inter = iw * ih
-    union = aw * ah + bw * bh - inter
-    return inter / union if union > 0 else 0.0
-
-
 def match_boxes(
-    a: Sequence[ClassBox], b: Sequence[ClassBox], min_iou: float = MATCH_IOU
+    a: Sequence[Box], b: Sequence[Box], min_iou: float = MATCH_IOU
 ) -> list[tuple[int, int, float]]:
     """One-to-one matches ``(i, j, iou)`` of same-class boxes, greedily by descending IoU.
 
     Greedy matching is what COCO evaluation does; ties break by index, so the result is stable.
     """
     pairs = [
-        (box_iou(x.box, y.box), i, j) for i, x in enumerate(a) for j, y in enumerate(b) if x.cls == y.cls
+        (iou(x.xywh(), y.xywh()), i, j) for i, x in enumerate(a) for j, y in enumerate(b) if x.cls == y.cls
     ]
     pairs = sorted((p for p in pairs if p[0] >= min_iou), key=lambda p: (-p[0], p[1], p[2]))
     used_a: set[int] = set()
     used_b: set[int] = set()
     matches = []
-    for iou, i, j in pairs:
+    for overlap, i, j in pairs:
         if i in used_a or j in used_b:
             continue
         used_a.add(i)
         used_b.add(j)
-        matches.append((i, j, iou))
+        matches.append((i, j, overlap))
     return sorted(matches)
 
 
-def boxes_f1(a: Sequence[ClassBox], b: Sequence[ClassBox], min_iou: float = MATCH_IOU) -> float:
+def boxes_f1(a: Sequence[Box], b: Sequence[Box], min_iou: float = MATCH_IOU) -> float:
     """F1 of one annotator's boxes against the other's: ``2·matched / (|a| + |b|)`` (symmetric)."""
     if not a and not b:
         return 1.0
@@ -146,7 +127,7 @@ class Agreement:
 
 
 def agreement(
-    work: Sequence[tuple[str, Sequence[ClassBox], Sequence[ClassRange]]], min_iou: float = MATCH_IOU
+    work: Sequence[tuple[str, Sequence[Box], Sequence[ClassRange]]], min_iou: float = MATCH_IOU
 ) -> Agreement:
     """Mean pairwise agreement of k annotators' ``(name, boxes, segments)``; None below two."""
     names = [name for name, _, _ in work]

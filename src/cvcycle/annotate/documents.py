@@ -11,13 +11,13 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from cvcycle.annotate.agreement import ClassBox, ClassRange
+from cvcycle.annotate.agreement import ClassRange
 from cvcycle.annotate.tracks import Keyframe
+from cvcycle.boxes import MAX_CLASS_NAME_LENGTH, XYWH, Box, fit_box
 from cvcycle.errors import InvalidInput
 
-# Annotators nudge boxes by hand; this far past the border is a slip and is clipped, further is an error.
-BORDER_TOLERANCE_PX = 1.0
-ClassName = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^\S(.*\S)?$")]
+# The class-name rule of ``cvcycle.boxes.check_class_name``, for the JSON schema.
+ClassName = Annotated[str, Field(min_length=1, max_length=MAX_CLASS_NAME_LENGTH, pattern=r"^\S(.*\S)?$")]
 
 
 class BoxGeometry(BaseModel):
@@ -28,8 +28,13 @@ class BoxGeometry(BaseModel):
     w: float = Field(gt=0, allow_inf_nan=False, description="width in pixels, positive")
     h: float = Field(gt=0, allow_inf_nan=False, description="height in pixels, positive")
 
-    def xywh(self) -> tuple[float, float, float, float]:
+    def xywh(self) -> XYWH:
         return (self.x, self.y, self.w, self.h)
+
+    def fit(self, cls: str, width: int, height: int, where: str) -> BoxGeometry:
+        """This box fitted into the frame by ``cvcycle.boxes.fit_box``."""
+        box = fit_box(Box(cls, *self.xywh()), width, height, where)
+        return self if box.xywh() == self.xywh() else BoxGeometry(x=box.x, y=box.y, w=box.w, h=box.h)
 
 
 class DraftBox(BaseModel):
@@ -103,30 +108,17 @@ class Draft(BaseModel):
     segments: list[DraftSegment] = Field(default_factory=list, max_length=5_000)
     tracks: list[DraftTrack] = Field(default_factory=list, max_length=1_000)
 
-    def class_boxes(self) -> list[ClassBox]:
-        return [ClassBox(b.cls, b.box.xywh()) for b in self.boxes]
+    def class_boxes(self) -> list[Box]:
+        return [Box(b.cls, *b.box.xywh()) for b in self.boxes]
 
     def class_ranges(self) -> list[ClassRange]:
         return [ClassRange(s.cls, s.start, s.end) for s in self.segments]
 
 
-def _check_box(box: BoxGeometry, width: int, height: int, where: str) -> BoxGeometry:
-    tol = BORDER_TOLERANCE_PX
-    if box.x < -tol or box.y < -tol or box.x + box.w > width + tol or box.y + box.h > height + tol:
-        raise InvalidInput(
-            f"{where}: box x={box.x:g} y={box.y:g} w={box.w:g} h={box.h:g} lies outside the "
-            f"{width}x{height} frame",
-            hint="draw the box inside the image",
-        )
-    x0, y0 = max(box.x, 0.0), max(box.y, 0.0)
-    x1, y1 = min(box.x + box.w, float(width)), min(box.y + box.h, float(height))
-    return BoxGeometry(x=x0, y=y0, w=x1 - x0, h=y1 - y0)
-
-
 def check_fits(draft: Draft, width: int, height: int, frame_count: int) -> Draft:
     """The draft with boxes clipped to the frame; InvalidInput naming the field if something is outside."""
     boxes = [
-        b.model_copy(update={"box": _check_box(b.box, width, height, f"boxes.{i}.box")})
+        b.model_copy(update={"box": b.box.fit(b.cls, width, height, f"boxes.{i}.box")})
         for i, b in enumerate(draft.boxes)
     ]
     for i, s in enumerate(draft.segments):
@@ -143,6 +135,6 @@ def check_fits(draft: Draft, width: int, height: int, frame_count: int) -> Draft
                 raise InvalidInput(
                     f"{where}.frame: frame {k.frame} is past the video's last frame {frame_count - 1}"
                 )
-            keyframes.append(k.model_copy(update={"box": _check_box(k.box, width, height, f"{where}.box")}))
+            keyframes.append(k.model_copy(update={"box": k.box.fit(t.cls, width, height, f"{where}.box")}))
         tracks.append(t.model_copy(update={"keyframes": keyframes}))
     return Draft(boxes=boxes, segments=list(draft.segments), tracks=tracks)

@@ -15,10 +15,12 @@ from typing import Any
 
 from sqlalchemy import and_, select
 
+from cvcycle.boxes import Box, clip_box
 from cvcycle.db.engine import Database
 from cvcycle.db.models import Frame, ModelAlias, ModelVersion
 from cvcycle.errors import CvcycleError
 from cvcycle.media import decode_jpeg
+from cvcycle.refs import ModelRef
 from cvcycle.store import BlobStore
 
 log = logging.getLogger(__name__)
@@ -59,7 +61,7 @@ def _model(db: Database, store: BlobStore, name: str, version: int, checkpoint: 
     with _lock:
         model = _loaded.get(key)
         if model is None:
-            model = load_model(db, store, f"{name}@{version}")
+            model = load_model(db, store, ModelRef(name, version))
             _loaded.clear()  # one production model in memory at a time
             _loaded[key] = model
         return model
@@ -84,11 +86,10 @@ def model_pseudo_labels(db: Database, store: BlobStore, frame_id: int) -> list[d
         return []
     boxes: list[dict[str, Any]] = []
     for d in detections.to_json():
-        # Models may reach past the border; drafts hold boxes inside the frame.
-        x, y, w, h = (float(v) for v in d["box"])
-        x0, y0, x1, y1 = max(x, 0.0), max(y, 0.0), min(x + w, float(width)), min(y + h, float(height))
-        if x1 - x0 >= 1 and y1 - y0 >= 1:
-            box = {"x": x0, "y": y0, "w": x1 - x0, "h": y1 - y0}
+        # Models may reach past the border; drafts hold boxes inside the frame, none under a pixel.
+        clipped = clip_box(Box(d["cls"], *(float(v) for v in d["box"])), width, height)
+        if clipped is not None and clipped.w >= 1 and clipped.h >= 1:
+            box = {"x": clipped.x, "y": clipped.y, "w": clipped.w, "h": clipped.h}
             boxes.append(
                 {"id": f"m{len(boxes)}", "cls": d["cls"], "box": box, "source": "pseudo", "score": d["score"]}
             )

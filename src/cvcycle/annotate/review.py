@@ -8,10 +8,10 @@ When an annotator submits:
   id against the configured share, so the same tasks are picked on every run and machine;
 * anything else is accepted at once.
 
-Accepting writes the draft into the dataset's working copy, replacing what the item had (boxes of
-the frame in image mode; the video's action segments in video mode, plus one box per sampled
-frame of each track, interpolated between keyframes), and closes the task. Rejecting reopens the
-assignment with the reviewer's comment; comments are stored and returned as plain text.
+Accepting writes the draft into the dataset's working copy and closes the task (see
+``tasks.accept_assignment``: refused with Conflict if the task's frame changed since the draft
+was started). Rejecting reopens the assignment with the reviewer's comment; comments are stored
+and returned as plain text.
 """
 
 from __future__ import annotations
@@ -24,25 +24,21 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from cvcycle.annotate.agreement import Agreement, ClassBox, ClassRange, agreement
-from cvcycle.annotate.assignments import (
+from cvcycle.annotate.agreement import Agreement, ClassRange, agreement
+from cvcycle.annotate.assignments import bump_revision, check_person_name, locked_assignment, stale_revision
+from cvcycle.annotate.documents import Draft
+from cvcycle.annotate.records import (
     AssignmentRecord,
     TaskSummary,
-    annotate_task,
     assignment_records,
-    bump_revision,
-    check_person_name,
-    locked_assignment,
-    stale_revision,
+    load_task,
     task_summaries,
 )
-from cvcycle.annotate.documents import Draft
+from cvcycle.annotate.tasks import accept_assignment
 from cvcycle.annotate.tracks import track_boxes
-from cvcycle.data.datasets import lock_dataset
-from cvcycle.data.labels import BoxInput, SegmentInput, add_boxes, add_segments, delete_box, delete_segment
-from cvcycle.data.versions import visible_at
+from cvcycle.boxes import Box
 from cvcycle.db.engine import Database
-from cvcycle.db.models import Assignment, Dataset, DatasetFrame, Frame, Label, Review, Segment, Task
+from cvcycle.db.models import Assignment, Review, Task
 from cvcycle.errors import Conflict, InvalidInput
 
 VERDICTS = ("accept", "reject")
@@ -66,7 +62,7 @@ class SpotCheck:
         return int.from_bytes(digest[:8], "big") / 2**64 < self.share
 
 
-def draft_work(annotated: list[tuple[str, Draft]]) -> list[tuple[str, list[ClassBox], list[ClassRange]]]:
+def draft_work(annotated: list[tuple[str, Draft]]) -> list[tuple[str, list[Box], list[ClassRange]]]:
     """What agreement compares for each annotator: boxes, tracks as boxes, action segments.
 
     Tracks are compared frame by frame on every frame where any annotator placed a keyframe
@@ -77,7 +73,7 @@ def draft_work(annotated: list[tuple[str, Draft]]) -> list[tuple[str, list[Class
     out = []
     for name, d in annotated:
         tracks = [
-            ClassBox(f"{t.cls}@{frame}", box)
+            Box(f"{t.cls}@{frame}", *box)
             for t in d.tracks
             for frame, box in track_boxes(t.keyframe_values(), frames).items()
         ]
@@ -99,7 +95,7 @@ def _agreement(session: Session, task_id: int) -> Agreement:
 def task_agreement(db: Database, task_id: int) -> Agreement:
     """Mean pairwise agreement of the task's submitted assignments (None scores below two)."""
     with db.read() as session:
-        annotate_task(session, task_id)
+        load_task(session, task_id)
         return _agreement(session, task_id)
 
 
@@ -115,7 +111,7 @@ def submit_assignment(
             raise stale_revision(row, rev)
         if row.status in ("submitted", "accepted"):
             raise Conflict(f"assignment {assignment_id} is already {row.status}")
-        task = annotate_task(session, row.task_id, lock=True)
+        task = load_task(session, row.task_id, lock=True)
         if task.status != "open":
             raise Conflict(f"task {task.id} is already {task.status}")
         if task.overlap > 1:
@@ -136,7 +132,7 @@ def submit_assignment(
             },
         )
         if reason is None:
-            _accept(session, task, row, author)
+            accept_assignment(session, task, row, author)
         return assignment_records(session, [row])[0]
 
 
@@ -199,7 +195,7 @@ def review_assignment(
                 f"assignment {assignment_id} is {row.status}, only submitted work is reviewed",
                 hint="wait until the annotator submits it",
             )
-        task = annotate_task(session, row.task_id, lock=True)
+        task = load_task(session, row.task_id, lock=True)
         if task.status != "open":
             raise Conflict(f"task {task.id} is already {task.status}")
         if verdict == "accept" and task.overlap > 1:
@@ -215,108 +211,8 @@ def review_assignment(
                 )
         session.add(Review(assignment_id=row.id, reviewer=reviewer, verdict=verdict, comment=comment))
         if verdict == "accept":
-            _accept(session, task, row, reviewer)
+            accept_assignment(session, task, row, reviewer)
         else:
             bump_revision(session, row, row.rev, {"status": "rejected"})
         session.flush()
         return assignment_records(session, [row])[0]
-
-
-# -- writing accepted work into the working copy ----------------------------------------------------
-
-
-def _accept(session: Session, task: Task, row: Assignment, by: str) -> None:
-    draft = Draft.model_validate(row.draft)
-    name = session.scalars(select(Dataset.name).where(Dataset.id == task.dataset_id)).one()
-    dataset = lock_dataset(session, name)
-    author = row.updated_by or row.annotator
-    if task.media_id is None:
-        written = _write_frame_boxes(session, dataset, task.frame_id, draft, author)
-    else:
-        written = _write_video(session, dataset, task.media_id, draft, author)
-    row.status = "accepted"
-    task.status = "done"
-    task.done_at = datetime.now(UTC)
-    task.done_by = author
-    task.result = {"assignment_id": row.id, "accepted_by": by, **written}
-    session.flush()
-
-
-def _write_frame_boxes(
-    session: Session, dataset: Dataset, frame_id: int, draft: Draft, author: str
-) -> dict[str, Any]:
-    current = session.execute(
-        select(Label.key, Label.rev).where(
-            Label.dataset_id == dataset.id,
-            Label.frame_id == frame_id,
-            visible_at(Label, dataset.working_version),
-        )
-    ).all()
-    for key, rev in current:
-        delete_box(session, dataset.name, int(key), int(rev))
-    boxes = [
-        BoxInput(
-            frame_id,
-            b.cls,
-            *b.box.xywh(),
-            score=b.score if b.source == "pseudo" else None,
-            source=b.source,
-        )
-        for b in draft.boxes
-    ]
-    keys = add_boxes(session, dataset.name, boxes, author=author)
-    return {"boxes": len(keys), "replaced": len(current)}
-
-
-def _write_video(
-    session: Session, dataset: Dataset, media_id: int, draft: Draft, author: str
-) -> dict[str, Any]:
-    version = dataset.working_version
-    current = session.execute(
-        select(Segment.key, Segment.rev).where(
-            Segment.dataset_id == dataset.id, Segment.media_id == media_id, visible_at(Segment, version)
-        )
-    ).all()
-    for key, rev in current:
-        delete_segment(session, dataset.name, int(key), int(rev))
-    add_segments(
-        session,
-        dataset.name,
-        [SegmentInput(media_id, s.cls, s.start, s.end, source=s.source) for s in draft.segments],
-        author=author,
-    )
-    # Tracks become boxes on the frames the dataset holds (the sampled ones), with fresh track ids.
-    frames = dict(
-        session.execute(
-            select(Frame.index, Frame.id)
-            .join(DatasetFrame, DatasetFrame.frame_id == Frame.id)
-            .where(
-                Frame.media_id == media_id,
-                DatasetFrame.dataset_id == dataset.id,
-                visible_at(DatasetFrame, version),
-            )
-        ).all()
-    )
-    first_track = 1 + int(
-        session.scalar(
-            select(func.max(Label.track_id))
-            .join(Frame, Frame.id == Label.frame_id)
-            .where(Label.dataset_id == dataset.id, Frame.media_id == media_id)
-        )
-        or 0
-    )
-    boxes = []
-    for n, track in enumerate(draft.tracks):
-        keyframes = {k.frame for k in track.keyframes}
-        for index, box in track_boxes(track.keyframe_values(), frames).items():
-            boxes.append(
-                BoxInput(
-                    frames[index],
-                    track.cls,
-                    *box,
-                    track_id=first_track + n,
-                    attributes={"keyframe": index in keyframes, "track": track.id},
-                )
-            )
-    add_boxes(session, dataset.name, boxes, author=author)
-    return {"segments": len(draft.segments), "replaced_segments": len(current), "track_boxes": len(boxes)}

@@ -13,13 +13,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 
-Box = tuple[float, float, float, float]
+from cvcycle.boxes import XYWH
 
 
 @dataclass(frozen=True)
 class Keyframe:
     frame: int
-    box: Box
+    box: XYWH
 
 
 def _sorted(keyframes: Sequence[Keyframe]) -> list[Keyframe]:
@@ -30,12 +30,12 @@ def _sorted(keyframes: Sequence[Keyframe]) -> list[Keyframe]:
     return ordered
 
 
-def _lerp(a: Box, b: Box, t: float) -> Box:
+def _lerp(a: XYWH, b: XYWH, t: float) -> XYWH:
     x, y, w, h = (p + (q - p) * t for p, q in zip(a, b, strict=True))
     return (x, y, w, h)
 
 
-def interpolate(keyframes: Sequence[Keyframe], frame: int) -> Box | None:
+def interpolate(keyframes: Sequence[Keyframe], frame: int) -> XYWH | None:
     """The track's box at ``frame``: a keyframe's own box, linear between two, None outside."""
     ordered = _sorted(keyframes)
     if not ordered or frame < ordered[0].frame or frame > ordered[-1].frame:
@@ -48,12 +48,12 @@ def interpolate(keyframes: Sequence[Keyframe], frame: int) -> Box | None:
     return _lerp(before.box, after.box, (frame - before.frame) / (after.frame - before.frame))
 
 
-def track_boxes(keyframes: Sequence[Keyframe], frames: Iterable[int]) -> dict[int, Box]:
+def track_boxes(keyframes: Sequence[Keyframe], frames: Iterable[int]) -> dict[int, XYWH]:
     """The track's boxes on those of ``frames`` inside its keyframe span."""
     ordered = _sorted(keyframes)
     if not ordered:
         return {}
-    out: dict[int, Box] = {}
+    out: dict[int, XYWH] = {}
     key_frames = [k.frame for k in ordered]
     for frame in sorted(set(frames)):
         if frame < key_frames[0] or frame > key_frames[-1]:

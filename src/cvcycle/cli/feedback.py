@@ -7,6 +7,8 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from cvcycle.annotate.records import TASK_STATUSES
+from cvcycle.annotate.tasks import complete_task, list_tasks, reopen_task
 from cvcycle.cli.common import JsonOption, console, database, err_console, handle_errors, print_json, store
 from cvcycle.errors import InvalidInput
 from cvcycle.feedback.events import list_events, push_events
@@ -18,7 +20,6 @@ from cvcycle.feedback.reports import (
     sample_review_frames,
 )
 from cvcycle.feedback.stats import DEFAULT_GROUP_BY, GROUP_KEYS, feedback_stats
-from cvcycle.feedback.tasks import TASK_STATUSES, complete_task, list_tasks
 from cvcycle.refs import format_ref
 from cvcycle.registry.versions import MODEL_FILTER_HELP
 
@@ -102,11 +103,13 @@ def sample(
 @handle_errors
 def tasks_list(
     status: str | None = typer.Option(None, "--status", help=f"One of {', '.join(TASK_STATUSES)}."),
-    assignee: str | None = typer.Option(None, "--assignee", help="Only this assignee's tasks."),
+    assignee: str | None = typer.Option(
+        None, "--assignee", help="Only this person's tasks (assigned to them, or holding their assignment)."
+    ),
     as_json: bool = JsonOption,
 ) -> None:
     """Annotation tasks, oldest first."""
-    tasks = list_tasks(database(), status=status, assignee=assignee)
+    tasks = list_tasks(database(), status=status, annotator=assignee)
     if as_json:
         print_json([t.to_json() for t in tasks])
         return
@@ -134,7 +137,10 @@ def tasks_done(
     operator: str = typer.Option("", "--operator", help="Who annotated."),
     as_json: bool = JsonOption,
 ) -> None:
-    """Write the labels into the task's frame in the working copy (replacing its boxes); close the task."""
+    """Write the labels into the task's frame in the working copy (replacing its boxes); close the task.
+
+    Refused (exit 2, nothing written) if the frame changed since the task was opened: see `tasks reopen`.
+    """
     record = complete_task(database(), task, labels, operator=operator)
     if as_json:
         print_json(record.to_json())
@@ -142,7 +148,27 @@ def tasks_done(
     result = record.result or {}
     console.print(
         f"task {record.id} done: {len(result.get('keys', []))} boxes written to {record.dataset} "
-        f"(frame {record.frame_id}, {result.get('replaced', 0)} replaced)",
+        f"(frame {record.frame_id}, {result.get('replaced', 0)} replaced, "
+        f"{result.get('kept', 0)} kept as they were)",
+        highlight=False,
+    )
+
+
+@tasks_app.command("reopen")
+@handle_errors
+def tasks_reopen(
+    task: int = typer.Argument(..., help="Task id."),
+    operator: str = typer.Option(..., "--operator", help="Who reopens it."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Restart an open task from its frame's current boxes, after its work was refused on a changed frame."""
+    record = reopen_task(database(), task, operator)
+    if as_json:
+        print_json(record.to_json())
+        return
+    console.print(
+        f"task {record.id} reopened on frame {record.frame_id} of {record.dataset} "
+        f"(revision {record.base_revision or '-'})",
         highlight=False,
     )
 

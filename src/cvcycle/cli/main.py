@@ -14,6 +14,7 @@ from cvcycle.cli import (
     publish,
     serve,
     setup,
+    store,
     sync,
     train,
     up,
@@ -27,6 +28,7 @@ app = typer.Typer(
     add_completion=False,
 )
 setup.register(app)
+app.add_typer(store.app, name="store", help="Check and clean the blob store: verify, gc.")
 media.register(app)
 app.add_typer(dataset.app, name="dataset", help="Versions, diffs, slices and manifests of datasets.")
 train.register(app)
@@ -39,3 +41,4 @@ sync.register(app)
 feedback.register(app)
 demo.register(app)
 up.register(app)
+app.add_typer(store.app, name="store", help="Check and clean the blob store: verify, gc.")

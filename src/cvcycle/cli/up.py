@@ -16,8 +16,6 @@ from cvcycle.cli.common import console, err_console, handle_errors
 from cvcycle.home import init_home
 from cvcycle.settings import get_settings
 
-MODEL_REPOSITORY = "model-repository"  # under the home, where `cvcycle demo` publishes
-
 
 def _start_inference_server(repo: Path, host: str, port: int, extra: list[str]) -> subprocess.Popen[bytes]:
     repo.mkdir(parents=True, exist_ok=True)
@@ -45,7 +43,9 @@ def register(app: typer.Typer) -> None:
             8000, "--serve-port", help="HTTP port of the inference server; 0 to not start it."
         ),
         repo: Path | None = typer.Option(
-            None, "--repo", help=f"Model repository to serve (default: <home>/{MODEL_REPOSITORY})."
+            None,
+            "--repo",
+            help="Model repository to serve (default: CVCYCLE_MODEL_REPOSITORY, <home>/model-repository).",
         ),
         serve_args: list[str] = typer.Option(
             [],
@@ -67,7 +67,7 @@ def register(app: typer.Typer) -> None:
         init_home(settings)
         server = None
         if serve_port:
-            repository = repo or settings.home / MODEL_REPOSITORY
+            repository = repo or settings.model_repository_dir
             server = _start_inference_server(repository, host, serve_port, serve_args)
         try:
             url = f"http://{host}:{port}"

@@ -16,11 +16,12 @@ from typing import Any
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
+from cvcycle.data.blobs import referenced_keys
 from cvcycle.data.datasets import lock_dataset
 from cvcycle.data.labels import add_frames
 from cvcycle.data.slices import assign_split
 from cvcycle.db.engine import Database
-from cvcycle.db.models import Event, Frame, Media
+from cvcycle.db.models import Frame, Media
 from cvcycle.errors import InvalidInput, InvalidMedia
 from cvcycle.media import iter_jpeg_frames, probe
 from cvcycle.refs import check_dataset_name
@@ -81,9 +82,7 @@ def forget_unreferenced_blobs(db: Database, store: BlobStore, keys: set[str]) ->
     if not keys:
         return
     with db.read() as session:
-        used = set(session.scalars(select(Frame.blob_key).where(Frame.blob_key.in_(sorted(keys)))))
-        used |= set(session.scalars(select(Media.blob_key).where(Media.blob_key.in_(sorted(keys)))))
-        used |= set(session.scalars(select(Event.snapshot_key).where(Event.snapshot_key.in_(sorted(keys)))))
+        used = referenced_keys(session, among=keys)
     for key in keys - used:
         if store.exists(key):
             store.delete(key)

@@ -32,6 +32,7 @@ from cvcycle.data.formats.coco import (
     read_coco,
     write_coco,
 )
+from cvcycle.data.formats.paths import resolve_inside
 from cvcycle.data.ingest import forget_unreferenced_blobs
 from cvcycle.data.labels import BoxInput, add_boxes, add_frames
 from cvcycle.data.slices import assign_split
@@ -140,7 +141,7 @@ class _ImageFile:
 
 def _load_image(images_dir: Path, image: CocoImage, i: int, source: str) -> _ImageFile:
     where = f"{source}: images[{i}] ({image.file_name})"
-    path = images_dir / image.file_name
+    path = resolve_inside(images_dir, image.file_name, f"{source}: images[{i}].file_name")
     if not path.is_file():
         raise InvalidInput(f"{where}: no such file in {images_dir}", hint="check --images")
     data = path.read_bytes()

@@ -1,5 +1,8 @@
 """The working copy: adding, editing and deleting boxes, action segments, tags and frames.
 
+A frame's boxes also have a revision as a whole (``frame_revision``), so work done on a frame
+(an annotation task) is written with ``replace_frame_boxes`` only if the frame did not change meanwhile.
+
 Every function here writes into version ``head + 1`` under the dataset lock. Rows are never
 updated in place except to close them: an edit closes the current row (``deleted_v = head + 1``)
 and inserts its successor with the same ``key`` and ``rev + 1``. The close is a compare-and-set on
@@ -8,6 +11,7 @@ the row that the caller last saw, so a stale revision raises Conflict instead of
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -16,6 +20,7 @@ from typing import Any
 from sqlalchemy import and_, select, update
 from sqlalchemy.orm import Session
 
+from cvcycle.boxes import Box, check_class_name, fit_box
 from cvcycle.data.datasets import allocate_keys, lock_dataset
 from cvcycle.data.versions import visible_at
 from cvcycle.db.bulk import bulk_insert
@@ -23,8 +28,6 @@ from cvcycle.db.models import Dataset, DatasetFrame, Frame, Label, Media, Segmen
 from cvcycle.errors import Conflict, InvalidInput, NotFound
 
 LABEL_SOURCES = ("human", "pseudo", "import")
-# Exporters round coordinates; a box this close to the border is clipped, further out is an error.
-BORDER_TOLERANCE_PX = 1.0
 
 
 @dataclass(frozen=True)
@@ -129,30 +132,13 @@ class SegmentRecord:
         )
 
 
-def _check_class(cls: str, where: str) -> None:
-    if not cls or len(cls) > 100 or cls.strip() != cls:
-        raise InvalidInput(f"{where}: class name {cls!r} is empty, too long or padded with spaces")
-
-
 def _check_box(box: BoxInput, width: int, height: int, where: str) -> BoxInput:
-    _check_class(box.cls, where)
+    """``box`` with a known source, fitted into its frame by the one rule of ``cvcycle.boxes``."""
     if box.source not in LABEL_SOURCES:
         raise InvalidInput(f"{where}: source {box.source!r} is not one of {', '.join(LABEL_SOURCES)}")
-    for name in ("x", "y", "w", "h"):
-        if not math.isfinite(getattr(box, name)):
-            raise InvalidInput(f"{where}: {name} is not a finite number")
-    if box.w <= 0 or box.h <= 0:
-        raise InvalidInput(f"{where}: box size must be positive, got w={box.w:g} h={box.h:g}")
-    tol = BORDER_TOLERANCE_PX
-    if box.x < -tol or box.y < -tol or box.x + box.w > width + tol or box.y + box.h > height + tol:
-        raise InvalidInput(
-            f"{where}: box x={box.x:g} y={box.y:g} w={box.w:g} h={box.h:g} lies outside the "
-            f"{width}x{height} frame"
-        )
-    x0, y0 = max(box.x, 0.0), max(box.y, 0.0)
-    x1, y1 = min(box.x + box.w, float(width)), min(box.y + box.h, float(height))
-    if (x0, y0, x1 - x0, y1 - y0) != (box.x, box.y, box.w, box.h):
-        box = replace(box, x=x0, y=y0, w=x1 - x0, h=y1 - y0)
+    fitted = fit_box(Box(box.cls, box.x, box.y, box.w, box.h), width, height, where)
+    if fitted.xywh() != (box.x, box.y, box.w, box.h):
+        box = replace(box, x=fitted.x, y=fitted.y, w=fitted.w, h=fitted.h)
     return box
 
 
@@ -326,7 +312,7 @@ def _media_frame_counts(session: Session, media_ids: Iterable[int]) -> dict[int,
 
 
 def _check_segment(seg: SegmentInput, frame_count: int, where: str) -> None:
-    _check_class(seg.cls, where)
+    check_class_name(seg.cls, where)
     if seg.source not in LABEL_SOURCES:
         raise InvalidInput(f"{where}: source {seg.source!r} is not one of {', '.join(LABEL_SOURCES)}")
     if seg.start_frame < 0 or seg.end_frame < seg.start_frame:
@@ -515,3 +501,136 @@ def remove_tag(
         )
         removed += int(result.rowcount)  # type: ignore[attr-defined]
     return removed
+
+
+# -- one frame's boxes as a whole -------------------------------------------------------------------
+
+FRAME_REVISION_CHARS = 12
+# Boxes closer than this in every coordinate are the same box (clipping may move one by a rounding).
+SAME_BOX_TOLERANCE_PX = 1e-6
+
+
+def frame_revision(session: Session, dataset: Dataset, frame_id: int) -> str:
+    """The revision of a frame's boxes in the working copy: a short digest of its visible boxes'
+    ``(key, rev)`` pairs.
+
+    Adding, editing or deleting a box of the frame changes it (keys are never reused, an edit
+    raises ``rev``); committing a version does not, since the boxes stay visible unchanged.
+    """
+    pairs = session.execute(
+        select(Label.key, Label.rev)
+        .where(
+            Label.dataset_id == dataset.id,
+            Label.frame_id == frame_id,
+            visible_at(Label, dataset.working_version),
+        )
+        .order_by(Label.key)
+    ).all()
+    text = ",".join(f"{int(key)}:{int(rev)}" for key, rev in pairs)
+    return hashlib.sha256(text.encode()).hexdigest()[:FRAME_REVISION_CHARS]
+
+
+@dataclass(frozen=True)
+class FrameBoxes:
+    """What ``replace_frame_boxes`` did: the keys of the given boxes, in their order, and counts."""
+
+    keys: list[int]
+    kept: int  # given as they were: key, revision and author unchanged
+    edited: int  # same key, new revision by the author
+    added: int
+    deleted: int
+    revision: str  # the frame's revision after the write
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _same_box(row: Label, box: BoxInput, *, source: bool) -> bool:
+    close = all(
+        math.isclose(getattr(row, name), getattr(box, name), rel_tol=0.0, abs_tol=SAME_BOX_TOLERANCE_PX)
+        for name in ("x", "y", "w", "h")
+    )
+    return close and row.cls == box.cls and (not source or row.source == box.source)
+
+
+def replace_frame_boxes(
+    session: Session,
+    name: str,
+    frame_id: int,
+    boxes: Sequence[BoxInput],
+    author: str | None,
+    expected_revision: str,
+    *,
+    keys: Sequence[int | None] = (),
+) -> FrameBoxes:
+    """Make ``boxes`` the frame's boxes in the working copy, if the frame is still at ``expected_revision``.
+
+    ``expected_revision`` is the frame's revision (``frame_revision``) when the work began; if the
+    frame changed since, Conflict names it and nothing is written. Only what changed is written:
+    ``keys[i]``, where given, is the label ``boxes[i]`` was drawn from, which is edited if the box
+    differs from it (class, place or source) and kept as it is otherwise; a box without a key that
+    is equal in class and place to a box of the frame keeps that box. Boxes of the frame that no
+    given box keeps or edits are deleted, and the rest are added. A kept box keeps its key,
+    revision and author; edited and added ones are the ``author``'s. All or nothing.
+    """
+    if keys and len(keys) != len(boxes):
+        raise InvalidInput(f"{len(keys)} keys for {len(boxes)} boxes")
+    dataset = lock_dataset(session, name)
+    current = frame_revision(session, dataset, frame_id)
+    if current != expected_revision:
+        raise Conflict(
+            f"frame {frame_id} of dataset {name!r} changed since the work on it started "
+            f"(revision {expected_revision} -> {current})",
+            hint="nothing was written: redo the work on the frame's current boxes",
+        )
+    size = _frame_sizes(session, dataset, [frame_id]).get(frame_id)
+    if size is None:
+        raise NotFound(f"frame {frame_id} is not in the working copy of {name!r}")
+    checked = []
+    for i, box in enumerate(boxes):
+        if box.frame_id != frame_id:
+            raise InvalidInput(f"box {i}: it is on frame {box.frame_id}, not on frame {frame_id}")
+        checked.append(_check_box(box, *size, where=f"box {i}"))
+    rows = {
+        row.key: row
+        for row in session.scalars(
+            select(Label).where(
+                Label.dataset_id == dataset.id,
+                Label.frame_id == frame_id,
+                visible_at(Label, dataset.working_version),
+            )
+        )
+    }
+    # Box index -> the label it keeps or edits: first by the key it was drawn from, then by equality.
+    matched: dict[int, int] = {}
+    for i, key in enumerate(keys):
+        if key is not None and key in rows and key not in matched.values():
+            matched[i] = key
+    free = [key for key in sorted(rows) if key not in matched.values()]
+    for i, box in enumerate(checked):
+        if i in matched:
+            continue
+        same = next((k for k in free if _same_box(rows[k], box, source=False)), None)
+        if same is not None:
+            matched[i] = same
+            free.remove(same)
+    for key in free:
+        delete_box(session, name, key, rows[key].rev)
+    edited = 0
+    for i, key in matched.items():
+        box = checked[i]
+        if not _same_box(rows[key], box, source=True):
+            changes = {f: getattr(box, f) for f in ("cls", "x", "y", "w", "h", "score", "source")}
+            edit_box(session, name, key, rows[key].rev, changes, author=author)
+            edited += 1
+    new = [i for i in range(len(checked)) if i not in matched]
+    added = add_boxes(session, name, [checked[i] for i in new], author=author)
+    written = {**matched, **dict(zip(new, added, strict=True))}
+    return FrameBoxes(
+        keys=[written[i] for i in range(len(checked))],
+        kept=len(matched) - edited,
+        edited=edited,
+        added=len(new),
+        deleted=len(free),
+        revision=frame_revision(session, dataset, frame_id),
+    )

@@ -27,6 +27,7 @@ import numpy as np
 from faster_coco_eval import COCO, COCOeval_faster  # type: ignore[import-untyped]
 from faster_coco_eval import faster_eval_api_cpp as coco_cpp
 
+from cvcycle.boxes import Box
 from cvcycle.models.detections import Detections
 
 FALL_ACTION = "fall"
@@ -44,17 +45,6 @@ _ALL_AREAS = [[0.0, 1e10]]
 
 
 @dataclass(frozen=True)
-class TruthBox:
-    """A ground-truth box in pixels, ``x, y`` its top-left corner."""
-
-    cls: str
-    x: float
-    y: float
-    w: float
-    h: float
-
-
-@dataclass(frozen=True)
 class FrameTruth:
     """What a frame really shows. A frame with no boxes counts: detections on it are false positives."""
 
@@ -62,7 +52,7 @@ class FrameTruth:
     index: int
     width: int
     height: int
-    boxes: tuple[TruthBox, ...] = ()
+    boxes: tuple[Box, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from cvcycle.boxes import Box
 from cvcycle.data.datasets import resolve_ref
 from cvcycle.data.ingest import ProgressFn
 from cvcycle.data.slices import SPLITS
@@ -33,7 +34,6 @@ from cvcycle.evaluate.metrics import (
     FallEvent,
     FrameTruth,
     MatchedDetections,
-    TruthBox,
     match_detections,
 )
 from cvcycle.media import decode_jpeg
@@ -135,10 +135,10 @@ def load_eval_set(
             wanted = set(frame_ids)
             rows = [r for r in rows if r.frame_id in wanted]
         keep = {r.frame_id for r in rows}
-        boxes: dict[int, list[TruthBox]] = defaultdict(list)
+        boxes: dict[int, list[Box]] = defaultdict(list)
         for box in iter_boxes(session, resolved, slice_text):
             if box.frame_id in keep and box.source != "pseudo":
-                boxes[box.frame_id].append(TruthBox(box.cls, box.x, box.y, box.w, box.h))
+                boxes[box.frame_id].append(Box(box.cls, box.x, box.y, box.w, box.h))
         media_ids = sorted({r.media_id for r in rows})
         fps: dict[int, float | None] = {
             media_id: rate

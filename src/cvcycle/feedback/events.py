@@ -37,6 +37,7 @@ from PIL import Image, UnidentifiedImageError
 from sqlalchemy import ColumnElement, and_, bindparam, insert, select, text
 from sqlalchemy.orm import Session
 
+from cvcycle.boxes import Box, check_class_name, clip_box
 from cvcycle.db.bulk import bulk_insert
 from cvcycle.db.engine import Database
 from cvcycle.db.models import Event, Frame, Media, as_utc
@@ -289,9 +290,10 @@ def _parse_detections(value: Any) -> list[dict[str, Any]]:
         where = f"detection {i}"
         if not isinstance(item, dict):
             raise BadLine(f"{where}: must be an object with cls, score and box")
-        cls = item.get("cls")
-        if not isinstance(cls, str) or not cls or len(cls) > 100:
-            raise BadLine(f"{where}: cls must be a non-empty class name, got {cls!r}")
+        try:
+            cls = check_class_name(item.get("cls"), where)
+        except InvalidInput as exc:
+            raise BadLine(str(exc)) from None
         score = item.get("score", 1.0)
         if not isinstance(score, int | float) or isinstance(score, bool) or not 0.0 <= score <= 1.0:
             raise BadLine(f"{where}: score must be a number from 0 to 1, got {score!r}")
@@ -418,12 +420,10 @@ def _clip_detections(detections: list[dict[str, Any]], width: int, height: int) 
     names = sorted({d["cls"] for d in detections})
     clipped = []
     for i, det in enumerate(detections):
-        x, y, w, h = det["box"]
-        x0, y0 = max(x, 0.0), max(y, 0.0)
-        x1, y1 = min(x + w, float(width)), min(y + h, float(height))
-        if x1 <= x0 or y1 <= y0:
+        box = clip_box(Box(det["cls"], *det["box"]), width, height)
+        if box is None:
             raise BadLine(f"detection {i}: box {det['box']!r} lies outside the {width}x{height} image")
-        clipped.append({"cls": det["cls"], "score": det["score"], "box": [x0, y0, x1 - x0, y1 - y0]})
+        clipped.append({**box.to_json(), "score": det["score"]})
     return Detections.from_json(clipped, names).to_json()
 
 

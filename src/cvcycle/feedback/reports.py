@@ -22,7 +22,6 @@ for operators to look at, and records it so that an image is never drawn twice.
 from __future__ import annotations
 
 import hashlib
-import math
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
@@ -31,6 +30,8 @@ from typing import Any
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
+from cvcycle.annotate.tasks import open_task
+from cvcycle.boxes import Box, fit_box
 from cvcycle.data.datasets import lock_dataset
 from cvcycle.data.ingest import record_media
 from cvcycle.data.labels import add_frames
@@ -39,31 +40,14 @@ from cvcycle.db.engine import Database
 from cvcycle.db.models import Event, Frame, Media, Report, ReviewSample, as_utc
 from cvcycle.errors import InvalidInput, NotFound
 from cvcycle.feedback.events import any_of, get_event, of_model
-from cvcycle.feedback.tasks import open_annotation_task
 from cvcycle.refs import ModelRef, check_dataset_name, format_ref
 
 REPORT_TYPES = ("confirmed", "false_detection", "inaccurate_detection", "missed_detection")
 DEFAULT_DATASET = "feedback"
-# Operators click boxes by hand; a box this far past the image border is a slip, clipped.
-BORDER_TOLERANCE_PX = 1.0
 
 
-@dataclass(frozen=True)
-class ReportBox:
-    """A box an operator drew: class and pixel x, y (top-left), w, h."""
-
-    cls: str
-    x: float
-    y: float
-    w: float
-    h: float
-
-    def to_json(self) -> dict[str, Any]:
-        return {"cls": self.cls, "box": [self.x, self.y, self.w, self.h]}
-
-
-def parse_box(text: str) -> ReportBox:
-    """``"x,y,w,h,class"`` -> ReportBox."""
+def parse_box(text: str) -> Box:
+    """``"x,y,w,h,class"`` -> Box."""
     parts = [p.strip() for p in text.split(",")]
     if len(parts) != 5:
         raise InvalidInput(f"box {text!r} is not x,y,w,h,class", hint="e.g. --box 12,40,30,80,person")
@@ -71,7 +55,7 @@ def parse_box(text: str) -> ReportBox:
         x, y, w, h = (float(p) for p in parts[:4])
     except ValueError:
         raise InvalidInput(f"box {text!r}: x, y, w and h must be numbers") from None
-    return ReportBox(parts[4], x, y, w, h)
+    return Box(parts[4], x, y, w, h)
 
 
 @dataclass(frozen=True)
@@ -80,7 +64,7 @@ class ReportRecord:
     event_id: int | None
     type: str
     detection: int | None
-    box: ReportBox | None
+    box: Box | None
     operator: str
     comment: str
     frame_id: int | None
@@ -102,23 +86,6 @@ class ReportRecord:
             "dataset": self.dataset,
             "created_at": self.created_at.isoformat(),
         }
-
-
-def _check_box(box: ReportBox, width: int, height: int) -> ReportBox:
-    if not box.cls or len(box.cls) > 100 or box.cls.strip() != box.cls:
-        raise InvalidInput(f"box class {box.cls!r} is empty, too long or padded with spaces")
-    if not all(math.isfinite(v) for v in (box.x, box.y, box.w, box.h)):
-        raise InvalidInput("box has a non-finite coordinate")
-    if box.w <= 0 or box.h <= 0:
-        raise InvalidInput(f"box size must be positive, got w={box.w:g} h={box.h:g}")
-    tol = BORDER_TOLERANCE_PX
-    if box.x < -tol or box.y < -tol or box.x + box.w > width + tol or box.y + box.h > height + tol:
-        raise InvalidInput(
-            f"box x={box.x:g} y={box.y:g} w={box.w:g} h={box.h:g} lies outside the {width}x{height} image"
-        )
-    x0, y0 = max(box.x, 0.0), max(box.y, 0.0)
-    x1, y1 = min(box.x + box.w, float(width)), min(box.y + box.h, float(height))
-    return ReportBox(box.cls, x0, y0, x1 - x0, y1 - y0)
 
 
 def _check_detection(event: Event, kind: str, detection: int | None) -> int | None:
@@ -203,7 +170,7 @@ def report_event(
     db: Database,
     event_id: int,
     type: str,
-    box: ReportBox | None = None,
+    box: Box | None = None,
     detection: int | None = None,
     operator: str = "",
     comment: str = "",
@@ -221,7 +188,7 @@ def report_event(
                     f"a report of type {type} needs the box of the object",
                     hint="--box x,y,w,h,class in pixels of the event's image",
                 )
-            box = _check_box(box, event.width, event.height)
+            box = fit_box(box, event.width, event.height)
         elif box is not None:
             raise InvalidInput(
                 f"a {type} report takes no box", hint="boxes go with missed or inaccurate reports"
@@ -231,7 +198,7 @@ def report_event(
         if type != "confirmed":
             frame_id = place_event_image(session, event, dataset)
             dataset_row = lock_dataset(session, dataset)
-            task_id, target = open_annotation_task(session, dataset_row, frame_id).id, dataset
+            task_id, target = open_task(session, dataset_row, frame_id).id, dataset
         report = Report(
             event_id=event.id,
             frame_id=frame_id,

@@ -152,8 +152,12 @@ def decode(
     return suppress_duplicates(boxes, scores, classes.to(torch.int64))
 
 
-def _pairwise_iou(boxes: torch.Tensor) -> torch.Tensor:
-    """IoU of every pair of boxes within each image: (B,K,4) -> (B,K,K)."""
+def _pairwise_iou_tensor(boxes: torch.Tensor) -> torch.Tensor:
+    """IoU of every pair of xyxy boxes within each image: (B,K,4) -> (B,K,K).
+
+    The tensor form of ``cvcycle.boxes.iou``: it runs inside ``forward``, so it is exported into
+    the ONNX graph and runs in ONNX Runtime or TensorRT, where no Python function can be called.
+    """
     area = (boxes[..., 2] - boxes[..., 0]) * (boxes[..., 3] - boxes[..., 1])
     lt = torch.maximum(boxes.unsqueeze(2)[..., :2], boxes.unsqueeze(1)[..., :2])
     rb = torch.minimum(boxes.unsqueeze(2)[..., 2:], boxes.unsqueeze(1)[..., 2:])
@@ -172,7 +176,7 @@ def suppress_duplicates(
     sorted by score; suppressed and empty rows come last with score, box and class all 0.
     """
     k = boxes.shape[1]
-    iou = _pairwise_iou(boxes)
+    iou = _pairwise_iou_tensor(boxes)
     same = (classes.unsqueeze(2) == classes.unsqueeze(1)).to(iou.dtype)
     # Scores come sorted from topk, so "higher-scoring" is "earlier": keep the strict upper triangle.
     earlier = torch.ones(k, k, dtype=iou.dtype).triu(1)

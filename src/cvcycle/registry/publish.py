@@ -1,36 +1,28 @@
 """Publishing a model version into a Triton-layout model repository, atomically.
 
-``<repo>/<model>/config.pbtxt`` and ``<repo>/<model>/<version>/model.onnx``. A version folder is
-written whole under a dot-name beside the versions (``.staging-*``, which Triton and ``cvcycle
-serve`` ignore), fsynced, and renamed into place; then the new config replaces the old by rename.
-So a server polling the repository sees the previous state or the new one, never a half-written
-file, and a publish that fails or is killed leaves the versions already published serving (a
-killed one may leave a ``.staging-*`` folder, removed by the next publish). Publishing the same
-version again changes nothing. Older version folders stay: the config's version policy decides
-what a server serves. Publishes into one model folder take turns on a lock file.
+``<repo>/<model>/config.pbtxt`` and ``<repo>/<model>/<version>/model.onnx``, written through
+``registry.layout`` (its staging, its lock, shared with ``cvcycle sync``): a server polling the
+repository sees the previous state or the new one, and a publish that fails or is killed leaves
+the versions already published serving. Publishing the same version again changes nothing. Older
+version folders stay: the config's version policy decides what a server serves. Only a verified
+ONNX export is published (:func:`publishable_onnx`, which sync checks too).
 """
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
-import os
-import shutil
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from cvcycle.db import Database
 from cvcycle.errors import Conflict, CorruptBlob, InvalidInput
-from cvcycle.registry.triton import fsync_dir, io_from_onnx, model_config, write_model_config
+from cvcycle.refs import format_ref
+from cvcycle.registry.layout import MODEL_FILENAME, file_digest, model_folder
+from cvcycle.registry.triton import io_from_onnx, model_config
 from cvcycle.store import BlobStore
 
-MODEL_FILENAME = "model.onnx"
-STAGING_PREFIX = ".staging-"
 DEFAULT_MAX_BATCH_SIZE = 16
 
 
@@ -74,7 +66,7 @@ def publish_model_version(
 
     with db.read() as session:
         row = resolve_model_ref(session, ref)
-        label = f"{row.name}@{row.version}"
+        label = format_ref(row.name, row.version)
         name, version, classes = row.name, row.version, list(row.classes or [])
         onnx_artifact = publishable_onnx(label, row.artifacts or {}, row.verification or {})
     data = store.get_bytes(onnx_artifact["key"], onnx_artifact.get("size"))
@@ -128,77 +120,30 @@ def write_repository_version(
     repo_dir: Path, name: str, version: int, onnx_bytes: bytes, config_text: str
 ) -> PublishedVersion:
     """Write ``<repo>/<name>/<version>/model.onnx`` and ``<repo>/<name>/config.pbtxt`` atomically."""
-    if version < 1:
-        raise InvalidInput(f"version {version} cannot be a Triton version folder; versions start at 1")
-    model_dir = Path(repo_dir) / name
-    version_dir = model_dir / str(version)
     digest = hashlib.sha256(onnx_bytes).hexdigest()
-    config_file = model_dir / "config.pbtxt"
-    model_dir.mkdir(parents=True, exist_ok=True)
-    with _model_lock(model_dir):
-        _remove_stale_staging(model_dir)
+    with model_folder(repo_dir, name) as folder:
+        version_dir = folder.version_dir(version)
         changed = False
         if version_dir.exists():
             existing = version_dir / MODEL_FILENAME
-            if not existing.is_file() or _file_digest(existing) != digest:
+            if not existing.is_file() or file_digest(existing) != digest:
                 raise Conflict(
-                    f"{version_dir} already exists with other content than {name}@{version}'s ONNX export",
+                    f"{version_dir} already exists with other content than "
+                    f"{format_ref(name, version)}'s ONNX export",
                     hint="version folders are immutable: remove it by hand if it is stale, or publish "
                     "into another repository",
                 )
         else:
-            _stage_and_rename(model_dir, version_dir, onnx_bytes)
+            folder.install_files(version, {MODEL_FILENAME: onnx_bytes})
             changed = True
-        if not config_file.is_file() or config_file.read_text() != config_text:
-            write_model_config(model_dir, config_text)
-            changed = True
+        changed = folder.write_model_config(config_text) or changed
     return PublishedVersion(
         name,
         version,
         Path(repo_dir),
         version_dir / MODEL_FILENAME,
-        config_file,
+        folder.config_file,
         digest,
         len(onnx_bytes),
         changed,
     )
-
-
-def _stage_and_rename(model_dir: Path, version_dir: Path, onnx_bytes: bytes) -> None:
-    staging = model_dir / f"{STAGING_PREFIX}{version_dir.name}-{uuid.uuid4().hex}"
-    staging.mkdir()
-    try:
-        with open(staging / MODEL_FILENAME, "wb") as handle:
-            handle.write(onnx_bytes)
-            handle.flush()
-            os.fsync(handle.fileno())
-        fsync_dir(staging)
-        os.rename(staging, version_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    fsync_dir(model_dir)
-
-
-def _remove_stale_staging(model_dir: Path) -> None:
-    """Folders a killed publish left behind; safe under the lock, since no other publish is running."""
-    for path in model_dir.glob(f"{STAGING_PREFIX}*"):
-        shutil.rmtree(path, ignore_errors=True)
-
-
-@contextmanager
-def _model_lock(model_dir: Path) -> Iterator[None]:
-    with open(model_dir / ".publish.lock", "a+b") as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-
-
-def _file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()

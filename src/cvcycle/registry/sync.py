@@ -7,19 +7,18 @@ that names them in ``cc_model_filenames``), and ``<repo>/<model>/config.pbtxt`` 
 publish`` writes it. Then the server is asked to load the model, and the versions the alias has
 left are removed once the server serves the new one.
 
-How a half-copied version is never visible, and a killed sync resumes:
+How a half-copied version is never visible, and a killed sync resumes (the staging, the lock and
+the renames are ``registry.layout``'s, shared with ``cvcycle publish``, which a sync of the same
+model waits for, and the other way round):
 
-- Files are staged in ``<repo>/<model>/.sync-staging/<version>/``: inside the model folder, where
-  Triton and ``cvcycle serve`` ignore every folder whose name is not a version number. (A hidden
-  folder at the top of the repository would not do: Triton's polling takes every top-level folder
-  for a model.) A file is written as ``<name>.part``, its sha256 is checked against the digest the
-  registry recorded, and only then renamed to ``<name>``; once every file is in, the folder is
-  renamed to ``<repo>/<model>/<version>``, so a version folder is whole or absent.
+- Files are staged in ``<repo>/<model>/.staging/<version>/``. A file is written as ``<name>.part``,
+  its sha256 is checked against the digest the registry recorded, and only then renamed to
+  ``<name>``; once every file is in, the folder is renamed to ``<repo>/<model>/<version>``.
 - A sync killed midway leaves its staging folder. The next one keeps the verified files, continues
   a ``.part`` from where it stopped (hashing the bytes already there, not fetching them again) and
   removes the staging of versions the alias no longer points at.
-- ``config.pbtxt`` is replaced by rename, and only when the generated text differs, after the
-  version folder is in place (a server never sees a config that names a version not yet there).
+- ``config.pbtxt`` is replaced only when the generated text differs, after the version folder is
+  in place (a server never sees a config that names a version not yet there).
 
 Version policy ``latest 1``: a server serves the highest version folder. So superseded (older)
 folders are removed only after the server reports the new version ready, and never without a
@@ -31,17 +30,11 @@ it has loaded the older one. The repository is never left without the alias' ver
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import logging
 import os
-import re
-import shutil
-import sys
 import threading
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,33 +47,27 @@ from cvcycle.db import Database
 from cvcycle.db.models import ModelAlias
 from cvcycle.errors import Conflict, CorruptBlob, CvcycleError, InvalidInput, NotFound
 from cvcycle.refs import ModelRef, check_alias, check_model_name, format_ref
-from cvcycle.registry.publish import (
-    DEFAULT_MAX_BATCH_SIZE,
+from cvcycle.registry.layout import (
+    CONFIG_FILENAME,
     MODEL_FILENAME,
-    publishable_onnx,
-    repository_config,
+    ModelFolder,
+    file_digest,
+    model_folder,
+    plan_filename,
 )
+from cvcycle.registry.publish import DEFAULT_MAX_BATCH_SIZE, publishable_onnx, repository_config
 from cvcycle.registry.server_control import InferenceServerControl
-from cvcycle.registry.triton import fsync_dir, write_model_config
 from cvcycle.registry.versions import resolve_model_ref
 from cvcycle.store import BlobStore
 
 log = logging.getLogger("cvcycle.registry.sync")
 
-STAGING_DIR = ".sync-staging"
-CONFIG_FILENAME = "config.pbtxt"
 DEFAULT_LOAD_TIMEOUT = 120.0
-CHUNK_SIZE = 1 << 20
+CHUNK_SIZE = 1 << 20  # bytes read from the store, and written to the staged file, at a time
 
-#: Test hook: a sync whose environment sets this stops for good once a file being copied holds this
-#: many bytes (written and fsynced), after printing a line to stderr, so that a test can SIGKILL it
-#: in the middle of a copy deterministically. Unset in real use.
-PAUSE_AFTER_BYTES_ENV = "CVCYCLE_SYNC_PAUSE_AFTER_BYTES"
-
-_VERSION_DIR = re.compile(r"^[1-9][0-9]*$")  # Triton's version folders: no sign, no leading zero
-_CAPABILITY = re.compile(r"^[0-9]+(\.[0-9]+)?$")
-
-#: ``(description, bytes done, bytes total)``, called as a copy proceeds.
+#: ``(description, bytes done, bytes total)``, called as a copy starts and after each chunk, once
+#: the bytes done are in the staged file (still inside the model's lock). A callback that raises
+#: stops the sync; what it had staged is resumed by the next one.
 Progress = Callable[[str, int, int | None], None]
 
 
@@ -268,19 +255,18 @@ def resolve_targets(session: Session, alias: str, models: Sequence[str] = ()) ->
         onnx = publishable_onnx(label, artifacts, dict(row.verification or {}))
         files = [VersionFile(MODEL_FILENAME, onnx["key"], int(onnx["size"]))]
         for capability, blob in sorted(dict(artifacts.get("tensorrt") or {}).items()):
-            if not _CAPABILITY.match(str(capability)) or not isinstance(blob, dict):
+            if not isinstance(blob, dict):
+                raise InvalidInput(f"{label} records a TensorRT plan under {capability!r} without its blob")
+            try:
+                filename = plan_filename(str(capability))
+            except InvalidInput as exc:
                 raise InvalidInput(
                     f"{label} records a TensorRT plan under {capability!r}, which is not a compute "
                     "capability such as 8.6"
-                )
-            files.append(VersionFile(plan_filename(str(capability)), blob["key"], int(blob["size"])))
+                ) from exc
+            files.append(VersionFile(filename, blob["key"], int(blob["size"])))
         targets.append(SyncTarget(row.name, row.version, tuple(row.classes or ()), tuple(files)))
     return targets
-
-
-def plan_filename(capability: str) -> str:
-    """The file a TensorRT plan for compute capability ``capability`` (``8.6``) gets in a version folder."""
-    return f"model_{capability}.plan"
 
 
 class RepositorySync:
@@ -320,34 +306,29 @@ class RepositorySync:
             targets = resolve_targets(session, self.alias, self.models)
         if self.repo.exists() and not self.repo.is_dir():
             raise InvalidInput(f"{self.repo} is a file, not a model repository folder")
-        self.repo.mkdir(parents=True, exist_ok=True)
-        with _exclusive(self.repo):
-            return SyncReport(self.alias, self.repo, [self._sync_model(t, progress) for t in targets])
+        return SyncReport(self.alias, self.repo, [self._sync_model(t, progress) for t in targets])
 
     # -- one model ----------------------------------------------------------------------------------
 
     def _sync_model(self, target: SyncTarget, progress: Progress | None) -> ModelSync:
-        model_dir = self.repo / target.model
-        version_dir = model_dir / str(target.version)
-        staging_root = model_dir / STAGING_DIR
+        """The whole pass over one model, the server's load included, holds the model's lock."""
+        with model_folder(self.repo, target.model, resume=target.version) as folder:
+            return self._sync_locked(target, folder, progress)
+
+    def _sync_locked(self, target: SyncTarget, folder: ModelFolder, progress: Progress | None) -> ModelSync:
+        version_dir = folder.version_dir(target.version)
         result = ModelSync(target.model, target.version)
-        in_place = version_dir.is_dir()
-        _remove_stale_staging(staging_root, keep=None if in_place else str(target.version))
-        if in_place:
+        if version_dir.is_dir():
             self._check_in_place(target, version_dir)
         else:
-            self._stage_and_install(target, model_dir, result, progress)
+            self._stage_and_install(target, folder, result, progress)
         config_text = self._config_text(target, version_dir / MODEL_FILENAME)
-        config_file = model_dir / CONFIG_FILENAME
-        if not config_file.is_file() or config_file.read_text() != config_text:
-            write_model_config(model_dir, config_text)
-            result.config_written = True
-        on_disk = _version_folders(model_dir)
+        result.config_written = folder.write_model_config(config_text)
+        on_disk = folder.versions()
         for newer in [v for v in on_disk if v > target.version]:
             # Under ``latest 1`` a newer folder would go on being served: a rollback removes it first.
-            _remove_version(model_dir, newer)
+            folder.remove_version(newer)
             result.removed.append(newer)
-        _remove_if_empty(staging_root)
         older = [v for v in on_disk if v < target.version]
         if self.server is None:
             result.kept = older
@@ -359,7 +340,7 @@ class RepositorySync:
         else:
             result.loaded = False
         for version in older:
-            _remove_version(model_dir, version)
+            folder.remove_version(version)
             result.removed.append(version)
         return result
 
@@ -382,11 +363,9 @@ class RepositorySync:
                 )
 
     def _stage_and_install(
-        self, target: SyncTarget, model_dir: Path, result: ModelSync, progress: Progress | None
+        self, target: SyncTarget, folder: ModelFolder, result: ModelSync, progress: Progress | None
     ) -> None:
-        created_model_dir = not model_dir.exists()
-        staging = model_dir / STAGING_DIR / str(target.version)
-        staging.mkdir(parents=True, exist_ok=True)
+        staging = folder.staging(target.version)
         try:
             for file in target.files:
                 fetched, resumed = self._copy_verified(target, file, staging, progress)
@@ -395,14 +374,9 @@ class RepositorySync:
         except CvcycleError:
             # A damaged or missing blob is no interruption to resume from: leave the repository as
             # it was, without even the staging of this version.
-            shutil.rmtree(staging, ignore_errors=True)
-            _remove_if_empty(model_dir / STAGING_DIR)
-            if created_model_dir:
-                _remove_if_empty(model_dir)
+            folder.discard(target.version)
             raise
-        fsync_dir(staging)
-        os.rename(staging, model_dir / str(target.version))
-        fsync_dir(model_dir)
+        folder.install(target.version)
         result.copied = True
 
     def _copy_verified(
@@ -419,7 +393,15 @@ class RepositorySync:
         if offset > file.size:
             part.unlink()
             offset = 0
-        digest, size = _fetch(self.store, file, part, offset, f"{target.label} {file.name}", progress)
+        try:
+            digest, size = _fetch(self.store, file, part, offset, f"{target.label} {file.name}", progress)
+        except CorruptBlob as exc:  # the store's reader found the whole blob damaged
+            part.unlink(missing_ok=True)
+            raise CorruptBlob(
+                f"checksum mismatch for {file.name} of {target.label}: {exc.message}; "
+                f"nothing was changed in {self.repo}",
+                hint=exc.hint,
+            ) from exc
         if digest != file.key or size != file.size:
             part.unlink()
             if offset:
@@ -449,11 +431,7 @@ class RepositorySync:
         key = (str(path), stat.st_ino, stat.st_size, stat.st_mtime_ns)
         digest = self._digests.get(key)
         if digest is None:
-            sha = hashlib.sha256()
-            with open(path, "rb") as handle:
-                for chunk in iter(lambda: handle.read(CHUNK_SIZE), b""):
-                    sha.update(chunk)
-            digest = self._digests[key] = sha.hexdigest()
+            digest = self._digests[key] = file_digest(path)
         return digest
 
 
@@ -466,90 +444,18 @@ def _fetch(
         with open(part, "rb") as handle:
             for chunk in iter(lambda: handle.read(CHUNK_SIZE), b""):
                 sha.update(chunk)
-    pause_after = _pause_after_bytes()
     done = offset
     with store.open(file.key) as source, open(part, "ab") as sink:
         if offset:
             source.seek(offset)
         if progress is not None:
             progress(description, done, file.size)
-        while True:
-            want = CHUNK_SIZE
-            if pause_after is not None and done < pause_after:
-                want = min(want, pause_after - done)
-            chunk = source.read(want)
-            if not chunk:
-                break
+        while chunk := source.read(CHUNK_SIZE):
             sink.write(chunk)
+            sink.flush()  # the bytes reported are in the file, for a resume after a kill
             sha.update(chunk)
             done += len(chunk)
             if progress is not None:
                 progress(description, done, file.size)
-            if pause_after is not None and done == pause_after:
-                sink.flush()
-                os.fsync(sink.fileno())
-                _pause_for_test(description, done)
-        sink.flush()
         os.fsync(sink.fileno())
     return sha.hexdigest(), done
-
-
-def _pause_after_bytes() -> int | None:
-    value = os.environ.get(PAUSE_AFTER_BYTES_ENV)
-    return int(value) if value else None
-
-
-def _pause_for_test(description: str, done: int) -> None:
-    """The test hook's stop: say where, then wait to be killed."""
-    sys.stderr.write(f"cvcycle sync: paused copying {description} after {done} bytes\n")
-    sys.stderr.flush()
-    threading.Event().wait()
-
-
-def _version_folders(model_dir: Path) -> list[int]:
-    return sorted(int(p.name) for p in model_dir.iterdir() if p.is_dir() and _VERSION_DIR.match(p.name))
-
-
-def _remove_version(model_dir: Path, version: int) -> None:
-    """Take a version folder out of sight at once (by rename), then delete it."""
-    trash = model_dir / STAGING_DIR / f"removing-{version}"
-    trash.parent.mkdir(exist_ok=True)
-    shutil.rmtree(trash, ignore_errors=True)
-    os.rename(model_dir / str(version), trash)
-    fsync_dir(model_dir)
-    shutil.rmtree(trash, ignore_errors=True)
-    _remove_if_empty(trash.parent)
-
-
-def _remove_stale_staging(staging_root: Path, keep: str | None) -> None:
-    """What killed syncs left for versions other than ``keep`` (which the next copy reuses)."""
-    if not staging_root.is_dir():
-        return
-    for path in staging_root.iterdir():
-        if path.name != keep:
-            if path.is_dir():
-                shutil.rmtree(path, ignore_errors=True)
-            else:
-                path.unlink(missing_ok=True)
-
-
-def _remove_if_empty(path: Path) -> None:
-    with contextlib.suppress(OSError):  # not empty, or not there
-        path.rmdir()
-
-
-@contextmanager
-def _exclusive(repo: Path) -> Iterator[None]:
-    """One sync at a time per repository: a lock on the folder itself, so no lock file shows in it."""
-    fd = os.open(repo, os.O_RDONLY)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise Conflict(
-                f"another cvcycle sync is updating {repo}",
-                hint="let it finish; a `cvcycle sync --watch` follows the alias for good",
-            ) from None
-        yield
-    finally:
-        os.close(fd)  # closing releases the lock, as a killed process's exit does

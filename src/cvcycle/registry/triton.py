@@ -8,12 +8,9 @@ carry full shapes, batch axis included, with -1 for a dynamic dimension; when
 
 from __future__ import annotations
 
-import os
 import re
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import onnx
 from google.protobuf.message import DecodeError  # type: ignore[import-untyped]
@@ -50,16 +47,11 @@ TENSORRT_PLATFORM = "tensorrt_plan"
 TENSORRT_DEFAULT_FILENAME = "model.plan"
 
 
-def plan_filename(capability: str) -> str:
-    """The file a TensorRT plan for compute capability ``capability`` ("8.6") gets in a version folder."""
+def check_compute_capability(capability: str) -> str:
+    """``capability`` if it is a GPU compute capability written as "8.6"; InvalidInput otherwise."""
     if not _COMPUTE_CAPABILITY.match(capability):
         raise InvalidInput(f"{capability!r} is not a compute capability", hint='write it as "8.6"')
-    return f"model_{capability}.plan"
-
-
-def plan_filenames(capabilities: Sequence[str]) -> dict[str, str]:
-    """``cc_model_filenames`` for plans built for each of ``capabilities``: {"8.6": "model_8.6.plan"}."""
-    return {capability: plan_filename(capability) for capability in capabilities}
+    return capability
 
 
 @dataclass(frozen=True)
@@ -264,33 +256,3 @@ def _tensor_pbtxt(spec: TensorSpec, max_batch_size: int, role: str) -> str:
 
 def _list(values: Sequence[int]) -> str:
     return "[ " + ", ".join(str(int(v)) for v in values) + " ]"
-
-
-def write_model_config(model_dir: Path, text: str) -> Path:
-    """Replace ``model_dir/config.pbtxt`` with ``text`` atomically: a reader sees the old or the new file."""
-    model_dir = Path(model_dir)
-    model_dir.mkdir(parents=True, exist_ok=True)
-    target = model_dir / "config.pbtxt"
-    staged = model_dir / f".config.pbtxt.{uuid.uuid4().hex}.tmp"
-    try:
-        with open(staged, "wb") as handle:
-            handle.write(text.encode())
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(staged, target)
-    finally:
-        staged.unlink(missing_ok=True)
-    fsync_dir(model_dir)
-    return target
-
-
-def fsync_dir(path: Path) -> None:
-    """Make a rename in ``path`` durable (a no-op where directories cannot be opened)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -16,6 +16,7 @@ import stat
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol, cast
 
@@ -32,6 +33,12 @@ class Backend(Protocol):
 
     def size(self, rel: str) -> int | None:
         """Size of the stored file, or None if there is none."""
+
+    def modified(self, rel: str) -> float | None:
+        """When the file was last written or refreshed (epoch seconds); None if absent or unknown."""
+
+    def refresh(self, rel: str) -> None:
+        """Mark an existing file as just written, best effort, so gc's grace period starts again."""
 
     def write_bytes(self, rel: str, data: bytes) -> None:
         """Store ``data`` at ``rel`` atomically: readers see the whole blob or nothing."""
@@ -51,11 +58,26 @@ class Backend(Protocol):
     def iter_rels(self) -> Iterator[str]:
         """Every file path under the blob directory, relative to the root, in sorted order."""
 
+    def iter_stats(self) -> Iterator[tuple[str, int, float | None]]:
+        """Like iter_rels, with each file's size and modification time (None where unknown)."""
+
     def local_file(self, rel: str) -> Path | None:
         """The file itself if the storage is the local filesystem, else None."""
 
-    def purge_temporaries(self, older_than: float) -> int:
-        """Remove in-flight write leftovers older than ``older_than`` seconds; return the count."""
+    def purge_temporaries(self, older_than: float, delete: bool = True) -> int:
+        """Remove in-flight write leftovers older than ``older_than`` seconds; return the count.
+
+        With ``delete=False`` only count them.
+        """
+
+
+def stat_file(path: str | Path) -> os.stat_result | None:
+    """The stat of a regular file, or None if there is none at ``path``."""
+    try:
+        st = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    return st if stat.S_ISREG(st.st_mode) else None
 
 
 def unlink_quietly(path: str | Path) -> None:
@@ -92,8 +114,11 @@ def install(tmp: str, final: str) -> None:
         os.replace(tmp, final)
 
 
-def purge_dir(directory: str | Path, older_than: float) -> int:
-    """Delete regular files in ``directory`` last modified more than ``older_than`` seconds ago."""
+def purge_dir(directory: str | Path, older_than: float, delete: bool = True) -> int:
+    """Delete regular files in ``directory`` last modified more than ``older_than`` seconds ago.
+
+    Returns how many; with ``delete=False`` they are only counted.
+    """
     cutoff = time.time() - older_than
     removed = 0
     try:
@@ -104,7 +129,8 @@ def purge_dir(directory: str | Path, older_than: float) -> int:
     for entry in entries:
         try:
             if entry.is_file(follow_symlinks=False) and entry.stat().st_mtime < cutoff:
-                os.unlink(entry.path)
+                if delete:
+                    os.unlink(entry.path)
                 removed += 1
         except FileNotFoundError:
             continue  # another purger got there first
@@ -130,11 +156,20 @@ class LocalBackend:
         return os.path.join(self._root, rel)
 
     def size(self, rel: str) -> int | None:
-        try:
-            st = os.stat(self._path(rel))
-        except (FileNotFoundError, NotADirectoryError):
-            return None
-        return st.st_size if stat.S_ISREG(st.st_mode) else None
+        st = stat_file(self._path(rel))
+        return None if st is None else st.st_size
+
+    def modified(self, rel: str) -> float | None:
+        st = stat_file(self._path(rel))
+        return None if st is None else st.st_mtime
+
+    def refresh(self, rel: str) -> None:
+        # One syscall, only when a put finds its blob already there. Without it, an import that
+        # re-adds a blob gc is about to collect (say, re-running an import that was killed) could
+        # lose it between its put and its commit. Failing to refresh (a store owned by another
+        # user) leaves the blob as it is: the grace period then counts from its first write.
+        with contextlib.suppress(OSError):
+            os.utime(self._path(rel))
 
     def write_bytes(self, rel: str, data: bytes) -> None:
         # Write the whole blob under a temporary name, then rename: a writer killed at any point
@@ -158,7 +193,8 @@ class LocalBackend:
                 key, size = hash_stream(source, sink)
             rel = blob_rel(key)
             if self.size(rel) == size:
-                unlink_quietly(tmp)  # already stored: leave the existing file untouched
+                unlink_quietly(tmp)  # already stored: keep the existing file, refresh its age
+                self.refresh(rel)
             else:
                 install(tmp, self._path(rel))
         except BaseException:
@@ -188,11 +224,19 @@ class LocalBackend:
                 for name in _sorted_names(leaf, files=True):
                     yield f"{BLOB_DIR}/{first}/{second}/{name}"
 
+    def iter_stats(self) -> Iterator[tuple[str, int, float | None]]:
+        for rel in self.iter_rels():
+            try:
+                st = os.stat(self._path(rel))
+            except FileNotFoundError:
+                continue  # deleted since it was listed
+            yield rel, st.st_size, st.st_mtime
+
     def local_file(self, rel: str) -> Path | None:
         return Path(self._path(rel))
 
-    def purge_temporaries(self, older_than: float) -> int:
-        return purge_dir(self._tmp, older_than)
+    def purge_temporaries(self, older_than: float, delete: bool = True) -> int:
+        return purge_dir(self._tmp, older_than, delete)
 
 
 def _sorted_dirs(directory: str) -> list[str]:
@@ -254,6 +298,30 @@ class FsspecBackend:
             return None
         return int(info["size"])
 
+    def modified(self, rel: str) -> float | None:
+        try:
+            info = self.fs.info(self._path(rel))
+        except FileNotFoundError:
+            return None
+        return _info_mtime(info) if info.get("type") == "file" else None
+
+    def refresh(self, rel: str) -> None:
+        # An object's age is its last write, and only a write changes it: S3 copies the object
+        # onto itself (metadata replaced, no bytes through this host; objects over 5 GB cannot be
+        # copied in one request and keep their age). Other fsspec filesystems are left as they are.
+        if not self._s3:
+            return
+        bucket, key, _ = self.fs.split_path(self._path(rel))
+        with contextlib.suppress(OSError, ValueError):
+            self.fs.call_s3(
+                "copy_object",
+                self.fs.kwargs,
+                Bucket=bucket,
+                Key=key,
+                CopySource={"Bucket": bucket, "Key": key},
+                MetadataDirective="REPLACE",
+            )
+
     def write_bytes(self, rel: str, data: bytes) -> None:
         self.fs.pipe_file(self._path(rel), bytes(data))
 
@@ -274,6 +342,7 @@ class FsspecBackend:
             raise _changed(src)
         rel = blob_rel(key)
         if self.size(rel) == size:
+            self.refresh(rel)
             return key, size
         target = self._path(rel)
         self.fs.put_file(os.fspath(src), target)
@@ -309,18 +378,37 @@ class FsspecBackend:
         # memory: ~100 bytes per blob, i.e. ~100 MB for a million blobs. Temporaries do not exist
         # remotely; an upload cut short stays an invisible incomplete multipart upload, which a
         # bucket lifecycle rule (AbortIncompleteMultipartUpload) reclaims.
+        for rel, _, _ in self.iter_stats():
+            yield rel
+
+    def iter_stats(self) -> Iterator[tuple[str, int, float | None]]:
         base = self._path(BLOB_DIR)
         try:
-            found = self.fs.find(base)
+            found = self.fs.find(base, detail=True)
         except FileNotFoundError:
             return
         prefix = base + "/"
         for path in sorted(found):
             if path.startswith(prefix):
-                yield f"{BLOB_DIR}/{path[len(prefix) :]}"
+                info = found[path]
+                yield f"{BLOB_DIR}/{path[len(prefix) :]}", int(info.get("size") or 0), _info_mtime(info)
 
     def local_file(self, rel: str) -> Path | None:
         return None
 
-    def purge_temporaries(self, older_than: float) -> int:
+    def purge_temporaries(self, older_than: float, delete: bool = True) -> int:
         return 0
+
+
+def _info_mtime(info: dict[str, Any]) -> float | None:
+    """The modification time in an fsspec info dict; filesystems name it differently (or omit it)."""
+    for name in ("LastModified", "mtime", "last_modified", "modified", "created"):
+        value = info.get(name)
+        if isinstance(value, datetime):
+            return value.timestamp()
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            with contextlib.suppress(ValueError):
+                return datetime.fromisoformat(value).timestamp()
+    return None

@@ -13,38 +13,21 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from cvcycle.boxes import Box, iou
+
 MATCH_IOU = 0.5
 LOOSE_IOU = 0.3
-
-
-@dataclass(frozen=True)
-class TruthBox:
-    cls: str
-    x: float
-    y: float
-    w: float
-    h: float
 
 
 @dataclass
 class Judgement:
     confirmed: list[int] = field(default_factory=list)
     false: list[int] = field(default_factory=list)
-    inaccurate: list[tuple[int, TruthBox]] = field(default_factory=list)
-    missed: list[TruthBox] = field(default_factory=list)
+    inaccurate: list[tuple[int, Box]] = field(default_factory=list)
+    missed: list[Box] = field(default_factory=list)
 
 
-def iou(a: Sequence[float], b: Sequence[float]) -> float:
-    """IoU of two x, y, w, h boxes."""
-    ax1, ay1, bx1, by1 = a[0] + a[2], a[1] + a[3], b[0] + b[2], b[1] + b[3]
-    iw = max(0.0, min(ax1, bx1) - max(a[0], b[0]))
-    ih = max(0.0, min(ay1, by1) - max(a[1], b[1]))
-    inter = iw * ih
-    union = a[2] * a[3] + b[2] * b[3] - inter
-    return inter / union if union > 0 else 0.0
-
-
-def judge(detections: Sequence[dict[str, object]], truth: Sequence[TruthBox]) -> Judgement:
+def judge(detections: Sequence[dict[str, object]], truth: Sequence[Box]) -> Judgement:
     """Judge ``detections`` (``Detections.to_json()`` items) against the objects in the frame."""
     order = sorted(range(len(detections)), key=lambda i: -float(detections[i]["score"]))  # type: ignore[arg-type]
     free = set(range(len(truth)))
@@ -57,7 +40,7 @@ def judge(detections: Sequence[dict[str, object]], truth: Sequence[TruthBox]) ->
         for j in free:
             t = truth[j]
             if t.cls == det["cls"]:
-                overlap = iou(box, (t.x, t.y, t.w, t.h))
+                overlap = iou(box, t.xywh())
                 if overlap >= best_iou:
                     best, best_iou = j, overlap
         if best is None:
@@ -70,7 +53,7 @@ def judge(detections: Sequence[dict[str, object]], truth: Sequence[TruthBox]) ->
         best, best_iou = None, LOOSE_IOU
         for j in free:
             t = truth[j]
-            overlap = iou(box, (t.x, t.y, t.w, t.h))
+            overlap = iou(box, t.xywh())
             if overlap >= best_iou:
                 best, best_iou = j, overlap
         if best is None:

@@ -7,14 +7,7 @@ from typing import Any, Literal
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from cvcycle.annotate.assignments import (
-    create_annotation_task,
-    get_annotation_task,
-    get_assignment,
-    list_annotation_tasks,
-    open_assignment,
-    save_draft,
-)
+from cvcycle.annotate.assignments import get_assignment, open_assignment, save_draft
 from cvcycle.annotate.documents import Draft
 from cvcycle.annotate.review import (
     SpotCheck,
@@ -23,6 +16,7 @@ from cvcycle.annotate.review import (
     submit_assignment,
     task_agreement,
 )
+from cvcycle.annotate.tasks import create_task, get_task, list_tasks, reopen_task
 from cvcycle.api.deps import DbDep, SettingsDep, StoreDep
 
 router = APIRouter(prefix="/api", tags=["annotation"])
@@ -40,6 +34,10 @@ class NewTask(BaseModel):
 
 class Taker(BaseModel):
     annotator: str = Name
+
+
+class Reopener(BaseModel):
+    by: str = Name
 
 
 class DraftSave(BaseModel):
@@ -62,12 +60,13 @@ class Verdict(BaseModel):
 @router.get("/tasks")
 def tasks(db: DbDep, annotator: str | None = None, status: str | None = None) -> dict[str, Any]:
     """All annotate tasks, or those of ``annotator`` ("my tasks"), newest first."""
-    return {"tasks": [t.to_json() for t in list_annotation_tasks(db, annotator, status)]}
+    tasks = list_tasks(db, status, annotator, newest_first=True, limit=500)
+    return {"tasks": [t.to_json() for t in tasks]}
 
 
 @router.post("/tasks", status_code=201)
 def new_task(body: NewTask, db: DbDep, store: StoreDep) -> dict[str, Any]:
-    return create_annotation_task(
+    return create_task(
         db,
         body.dataset,
         frame_id=body.frame_id,
@@ -80,7 +79,13 @@ def new_task(body: NewTask, db: DbDep, store: StoreDep) -> dict[str, Any]:
 
 @router.get("/tasks/{task_id}")
 def task(task_id: int, db: DbDep) -> dict[str, Any]:
-    return get_annotation_task(db, task_id).to_json()
+    return get_task(db, task_id).to_json()
+
+
+@router.post("/tasks/{task_id}/reopen")
+def reopen(task_id: int, body: Reopener, db: DbDep) -> dict[str, Any]:
+    """Restart an open task from its frame's current boxes (after 409: the frame changed under the work)."""
+    return reopen_task(db, task_id, body.by).to_json()
 
 
 @router.post("/tasks/{task_id}/assignments")

@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.formparsers import MultiPartParser
 
 from cvcycle.api.deps import DbDep, SettingsDep, StoreDep
+from cvcycle.boxes import MAX_CLASS_NAME_LENGTH, Box
 from cvcycle.errors import InvalidInput, TooLarge
 from cvcycle.feedback.events import push_events
 from cvcycle.feedback.feed import (
@@ -28,7 +29,7 @@ from cvcycle.feedback.feed import (
     newest_report_id,
     verdicts_after,
 )
-from cvcycle.feedback.reports import DEFAULT_DATASET, ReportBox, report_event
+from cvcycle.feedback.reports import DEFAULT_DATASET, report_event
 
 router = APIRouter(prefix="/api/events", tags=["events"])
 
@@ -219,7 +220,7 @@ def get_event_image(event_id: int, db: DbDep, store: StoreDep) -> Response:
 class BoxBody(BaseModel):
     """A box in pixels of the event's image: top-left x, y and a positive width and height."""
 
-    cls: str = Field(min_length=1, max_length=100)
+    cls: str = Field(min_length=1, max_length=MAX_CLASS_NAME_LENGTH)
     x: float = Field(allow_inf_nan=False)
     y: float = Field(allow_inf_nan=False)
     w: float = Field(gt=0, allow_inf_nan=False)
@@ -238,7 +239,7 @@ class ReportBody(BaseModel):
 @router.post("/{event_id}/reports", status_code=201)
 def post_report(event_id: int, body: ReportBody, db: DbDep, request: Request) -> dict[str, Any]:
     """An operator's verdict; anything but ``confirmed`` opens (or joins) an annotation task."""
-    box = ReportBox(body.box.cls, body.box.x, body.box.y, body.box.w, body.box.h) if body.box else None
+    box = Box(body.box.cls, body.box.x, body.box.y, body.box.w, body.box.h) if body.box else None
     record = report_event(
         db,
         event_id,

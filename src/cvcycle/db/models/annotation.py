@@ -30,6 +30,9 @@ class Assignment(Base):
     status: Mapped[str] = mapped_column(String(16), default="open")  # open|submitted|accepted|rejected
     rev: Mapped[int] = mapped_column(Integer, default=1)
     draft: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # The frame's revision (data.labels.frame_revision) the draft was built from: accepting the draft
+    # is refused if the frame changed since. None for video tasks and for drafts older than 0005.
+    base_revision: Mapped[str | None] = mapped_column(String(32))
     # Why the submitted work waits for a reviewer: "overlap", "spot_check", or None (no review).
     review_reason: Mapped[str | None] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

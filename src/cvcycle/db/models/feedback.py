@@ -72,6 +72,9 @@ class Task(Base):
     done_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     done_by: Mapped[str | None] = mapped_column(String(200))
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # The frame's revision (data.labels.frame_revision) when the task was opened: completing it is
+    # refused if the frame changed since. None for video tasks and for tasks older than 0005.
+    base_revision: Mapped[str | None] = mapped_column(String(32))
 
 
 class Report(Base):

@@ -762,8 +762,8 @@ class AnnotateScreen {
     if (this.dirty && !(await this.save({ quiet: true }))) return;
     const r = await call("post", `/api/assignments/${this.assignment.id}/submit`, { rev: this.assignment.rev, author: this.user });
     if (!r.ok) {
-      if (r.status === 409 && /revision/.test(r.body?.error || "")) return this.showConflict(r.body);
-      return this.message(r.body?.error || `submit failed (HTTP ${r.status})`);
+      if (r.status === 409 && /is at revision/.test(r.body?.error || "")) return this.showConflict(r.body);
+      return this.message(problem(r.body) || `submit failed (HTTP ${r.status})`);
     }
     this.adopt(r.body);
     const where = r.body.status === "accepted" ? "accepted into the dataset" : `waiting for review (${(r.body.review_reason || "").replace("_", " ")})`;
@@ -773,11 +773,16 @@ class AnnotateScreen {
 
   async decide(verdict, comment) {
     const r = await call("post", `/api/assignments/${this.assignment.id}/review`, { verdict, reviewer: this.user, comment });
-    if (!r.ok) return this.message(r.body?.error || `review failed (HTTP ${r.status})`);
+    if (!r.ok) return this.message(problem(r.body) || `review failed (HTTP ${r.status})`);
     this.adopt(r.body);
     this.message(verdict === "accept" ? "Accepted: the work is in the dataset." : "Rejected: the annotator sees your comment.", "ok");
     this.refresh();
   }
+}
+
+/** An error answer as one line: what went wrong, then what to do about it. */
+function problem(body) {
+  return [body?.error, body?.hint].filter(Boolean).join(" — ");
 }
 
 function percent(value) {
