@@ -18,13 +18,13 @@ from cvcycle.annotate.tasks import complete_task, create_task, get_task, list_ta
 from cvcycle.data.datasets import lock_dataset
 from cvcycle.data.ingest import IngestResult
 from cvcycle.data.labels import BoxInput, add_boxes, current_label
-from cvcycle.data.refs import DatasetRef
 from cvcycle.data.selection import resolve_selection
 from cvcycle.data.snapshot import iter_boxes, show_dataset
 from cvcycle.data.versions import commit_version
 from cvcycle.db import Database
 from cvcycle.db.models import Label
 from cvcycle.errors import Conflict, InvalidInput, NotFound
+from cvcycle.refs import DatasetRef
 
 DATASET = "feedback"
 ALWAYS_REVIEW = SpotCheck(share=1.0)

@@ -53,3 +53,32 @@ def test_throughput_per_annotator_and_day(app: FilledApp) -> None:
     complete_task(app.db, task.id, [{"cls": "person", "box": [1, 2, 3, 4]}], operator="ann-1")
     (row,) = app.client.get("/api/feedback/throughput").json()
     assert row["annotator"] == "ann-1" and row["tasks"] == 1 and row["labels"] == 1
+
+
+# (model filter, the versions it keeps in the sample home: detector@1 is production and emitted the events)
+MODEL_FILTERS: list[tuple[str, list[str]]] = [
+    ("detector@1", ["detector@1"]),
+    ("detector@latest", ["detector@2"]),
+    ("detector:production", ["detector@1"]),
+    ("detector", ["detector@2", "detector@1"]),
+]
+
+
+def test_model_filters_take_every_form_of_a_reference(app: FilledApp) -> None:
+    client = app.client
+    for model, kept in MODEL_FILTERS:
+        emitted = [v for v in kept if v == "detector@1"]
+        stats = client.get("/api/feedback/stats", params={"model": model, "group_by": "model_version"})
+        assert [f"detector@{r['model_version']}" for r in stats.json()] == emitted, model
+        runs = client.get("/api/runs", params={"model": model}).json()
+        assert [r["model_versions"] for r in runs] == [[v] for v in kept], model
+        drawn = client.post("/api/feedback/review-frames/sample", json={"model": model, "limit": 1})
+        assert [d["model"] for d in drawn.json()] == emitted, model
+    bad = [("detector:retired", 404, "no alias 'retired'"), ("detector@x", 422, "invalid version")]
+    for model, status, says in bad:
+        for response in (
+            client.get("/api/feedback/stats", params={"model": model}),
+            client.get("/api/runs", params={"model": model}),
+            client.post("/api/feedback/review-frames/sample", json={"model": model}),
+        ):
+            assert response.status_code == status and says in response.json()["error"], response.json()

@@ -10,12 +10,12 @@ from sqlalchemy import func, select
 
 from cvcycle.data.interchange import export_coco, import_coco
 from cvcycle.data.labels import BoxInput, add_boxes
-from cvcycle.data.refs import DatasetRef
 from cvcycle.data.snapshot import show_dataset
 from cvcycle.data.versions import commit_version, working_copy_changes
 from cvcycle.db import Database
 from cvcycle.db.models import Label, Media
 from cvcycle.errors import InvalidInput
+from cvcycle.refs import DatasetRef
 from cvcycle.store import BlobStore
 
 

@@ -9,13 +9,13 @@ import pytest
 
 from cvcycle.data.datasets import resolve_ref
 from cvcycle.data.labels import BoxInput, add_boxes
-from cvcycle.data.refs import DatasetRef
 from cvcycle.data.selection import resolve_selection
 from cvcycle.data.slices import save_slice
 from cvcycle.data.versions import commit_version
 from cvcycle.db import Database
 from cvcycle.errors import InvalidInput, NotFound
 from cvcycle.evaluate.service import load_eval_set
+from cvcycle.refs import DatasetRef
 from cvcycle.store import BlobStore
 from cvcycle.train.data import load_training_data
 

@@ -6,13 +6,13 @@ import pytest
 
 from cvcycle.data.datasets import resolve_ref
 from cvcycle.data.labels import BoxInput, add_boxes, add_tag
-from cvcycle.data.refs import DatasetRef
 from cvcycle.data.selection import resolve_selection
 from cvcycle.data.slices import list_slices, parse_filter, save_slice
 from cvcycle.data.snapshot import count_frames, show_dataset
 from cvcycle.data.versions import commit_version
 from cvcycle.db import Database
 from cvcycle.errors import InvalidInput, NotFound
+from cvcycle.refs import DatasetRef
 
 
 def _count(db: Database, ref: DatasetRef, slice_text: str | None) -> int:

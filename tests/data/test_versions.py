@@ -13,11 +13,11 @@ import pytest
 
 from cvcycle.data.datasets import resolve_ref
 from cvcycle.data.labels import BoxInput, add_boxes, current_label, delete_box, edit_box
-from cvcycle.data.refs import DatasetRef, parse_dataset_ref
 from cvcycle.data.snapshot import show_dataset
 from cvcycle.data.versions import commit_version, diff_versions, list_versions, working_copy_changes
 from cvcycle.db import Database
 from cvcycle.errors import Conflict, InvalidInput, NotFound
+from cvcycle.refs import DatasetRef, parse_dataset_ref
 
 
 def _boxes(frame_ids: list[int], cls: str = "person") -> list[BoxInput]:

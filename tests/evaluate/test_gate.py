@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 
 from cvcycle.data.datasets import lock_dataset
-from cvcycle.data.refs import DatasetRef
 from cvcycle.data.selection import resolve_selection
 from cvcycle.data.versions import commit_version
 from cvcycle.db import Database
@@ -17,6 +16,7 @@ from cvcycle.db.models import ModelVersion
 from cvcycle.errors import InvalidInput
 from cvcycle.evaluate.gate import GateData, gate_data, parse_criteria, record_gate_report, run_gate
 from cvcycle.evaluate.service import load_eval_set
+from cvcycle.refs import DatasetRef
 from cvcycle.store import BlobStore
 
 CRITERIA = """

@@ -7,12 +7,13 @@ from typing import Any
 import pytest
 
 from cvcycle.data.labels import BoxInput, SegmentInput, add_boxes, add_segments
-from cvcycle.data.refs import DatasetRef
 from cvcycle.data.selection import Selection, resolve_selection
 from cvcycle.data.versions import commit_version
 from cvcycle.db import Database
 from cvcycle.errors import InvalidInput, NotFound
-from cvcycle.evaluate.service import evaluate_frames, evaluate_predictor, load_eval_set
+from cvcycle.evaluate.service import evaluate_frames, evaluate_predictor, load_eval_set, model_label
+from cvcycle.refs import DatasetRef, ModelRef
+from cvcycle.registry.loading import LoadedModel
 from cvcycle.store import BlobStore
 
 
@@ -71,6 +72,13 @@ def test_evaluate_predictor_scores_a_perfect_model_and_counts_empty_frames(
     m = evaluate_predictor(db, store, noisy, DatasetRef("cams", 1), "all").metrics
     assert m.fp_per_1k_frames == pytest.approx(2 * 3 / 3 * 1000)  # two false boxes on each empty frame
     assert m.fp_per_1k_all_frames == pytest.approx(2 * 15 / 15 * 1000)
+
+
+def test_a_loaded_registry_version_is_named_by_the_version_it_is() -> None:
+    # A version loaded as detector:production reports as detector@3 (it once reported "LoadedModel").
+    nothing: Any = None
+    loaded = LoadedModel(ModelRef("detector", 3), nothing, nothing, nothing, ("person",))
+    assert model_label(loaded) == "detector@3"
 
 
 def test_fall_tolerance_follows_the_frame_rate(

@@ -16,7 +16,7 @@ from cvcycle.data.ingest import IngestResult
 from cvcycle.db import Database
 from cvcycle.db.models import Event
 from cvcycle.errors import NotFound
-from cvcycle.feedback.events import EventRecord, PushResult, list_events, parse_model_ref, push_events
+from cvcycle.feedback.events import EventRecord, PushResult, list_events, push_events
 from cvcycle.media import decode_jpeg
 from cvcycle.store import BlobStore
 
@@ -156,11 +156,45 @@ def test_a_missing_events_file_is_not_found(db: Database, store: BlobStore, tmp_
         push_events(db, store, tmp_path / "nope.jsonl")
 
 
-def test_model_references() -> None:
-    assert str(parse_model_ref("detector@12")) == "detector@12"
-    for bad in ("detector", "detector@0", "@3", "detector@x"):
-        with pytest.raises(Exception, match="NAME@VERSION"):
-            parse_model_ref(bad)
+# An event's "model" field, and the (name, version) stored or words of the reason the line is rejected:
+# an event names the version that emitted it, so an alias or "latest", which move, are refused.
+EVENT_MODELS: list[tuple[Any, tuple[str, int] | str]] = [
+    ("detector@12", ("detector", 12)),
+    (" my-model.v2@3 ", ("my-model.v2", 3)),
+    ({"name": "detector", "version": 2}, ("detector", 2)),
+    ({"name": "detector", "version": "4"}, ("detector", 4)),
+    ("detector", "NAME@VERSION"),
+    ("detector:production", "NAME@VERSION"),
+    ("detector@latest", "NAME@VERSION"),
+    ("detector@0", "NAME@VERSION"),
+    ("detector@x", "NAME@VERSION"),
+    ("detector@\u00b2", "NAME@VERSION"),
+    ("@3", "NAME@VERSION"),
+    ("detector@99999999999", "NAME@VERSION"),
+    (7, "NAME@VERSION"),
+    ({"name": "detector", "version": "latest"}, "a version number >= 1"),
+    ({"name": "detector", "version": True}, "a version number >= 1"),
+    ({"name": "detector", "version": 0}, "a version number >= 1"),
+    ({"name": "de tector", "version": 1}, "a version number >= 1"),
+    ({"name": "detector"}, "a version number >= 1"),
+]
+
+
+def test_an_event_names_the_model_version_that_emitted_it(
+    db: Database, push: Push, medium: IngestResult, event: Callable[..., dict[str, Any]]
+) -> None:
+    frame = {"id": medium.frame_ids[0]}
+    result = push([event(frame=frame, model=model) for model, _ in EVENT_MODELS])
+    reasons = {e.line: e.reason for e in result.errors}
+    stored = iter(_events(db))
+    for line, (model, expected) in enumerate(EVENT_MODELS, start=1):
+        if isinstance(expected, tuple):
+            assert line not in reasons, (model, reasons.get(line))
+            e = next(stored)
+            assert (e.model_name, e.model_version) == expected, model
+        else:
+            assert expected in reasons[line], (model, reasons[line])
+    assert next(stored, None) is None
 
 
 def test_listing_events_newest_first_with_filters(
@@ -175,7 +209,7 @@ def test_listing_events_newest_first_with_filters(
         ]
     ).event_ids
     assert [e.id for e in list_events(db)] == [ids[1], ids[2], ids[0]]
-    assert [e.id for e in list_events(db, model_name="detector", model_version=1)] == [ids[1], ids[0]]
+    assert [e.id for e in list_events(db, model="detector@1")] == [ids[1], ids[0]]
     assert [e.id for e in list_events(db, source="cam-2")] == [ids[1]]
     assert [e.id for e in list_events(db, limit=1)] == [ids[1]]
-    assert list_events(db, model_name="other") == []
+    assert list_events(db, model="other") == []

@@ -11,13 +11,13 @@ from sqlalchemy import func, select
 from cvcycle.annotate.tasks import list_tasks
 from cvcycle.boxes import Box
 from cvcycle.data.ingest import IngestResult
-from cvcycle.data.refs import DatasetRef
 from cvcycle.data.snapshot import show_dataset
 from cvcycle.db import Database
 from cvcycle.db.models import Dataset, Media, Report
 from cvcycle.errors import InvalidInput, NotFound
 from cvcycle.feedback.events import PushResult
 from cvcycle.feedback.reports import parse_box, report_event
+from cvcycle.refs import DatasetRef
 
 Push = Callable[[list[Any]], PushResult]
 PERSON = {"cls": "person", "score": 0.8, "box": [2, 3, 20, 30]}

@@ -51,43 +51,43 @@ def feed(make_medium, push: Push, event: Callable[..., dict[str, Any]]) -> dict[
 def test_sampling_is_deterministic_and_never_repeats_an_image(
     db: Database, feed: dict[str, list[int]]
 ) -> None:
-    first = sample_review_frames(db, "detector", 1, limit=5, seed=11)
+    first = sample_review_frames(db, "detector@1", limit=5, seed=11)
     assert len(first) == 5 and {p.event_id for p in first} <= set(feed["empty_v1"])
 
     # Forgetting the samples and drawing again with the same seed gives the same frames.
     with db.write() as s:
         s.execute(delete(ReviewSample))
-    assert sample_review_frames(db, "detector", 1, limit=5, seed=11) == first
-    other_seed = sample_review_frames(db, "detector", 1, limit=5, seed=12)
+    assert sample_review_frames(db, "detector@1", limit=5, seed=11) == first
+    other_seed = sample_review_frames(db, "detector@1", limit=5, seed=12)
     assert not {p.image_key for p in other_seed} & {p.image_key for p in first}
 
-    rest = sample_review_frames(db, "detector", 1, limit=100, seed=11)
+    rest = sample_review_frames(db, "detector@1", limit=100, seed=11)
     drawn = [p.image_key for p in first + other_seed + rest]
     assert len(drawn) == len(set(drawn)) == len(feed["empty_v1"])
-    assert sample_review_frames(db, "detector", 1, limit=5, seed=11) == []
+    assert sample_review_frames(db, "detector@1", limit=5, seed=11) == []
     # detector@2 saw the same images; they were all drawn already except those v1 detected on.
-    v2 = sample_review_frames(db, "detector", 2, limit=100, seed=11)
+    v2 = sample_review_frames(db, "detector@2", limit=100, seed=11)
     assert {p.model for p in v2} == {"detector@2"}
     assert len(v2) == 2  # frames 0 and 5: v1 had detections there, so they were not drawn for v1
 
 
 def test_rate_and_time_gap_keep_the_sample_sparse(db: Database, feed: dict[str, list[int]]) -> None:
-    everything = sample_review_frames(db, "detector", 1, limit=100, rate=0.3, seed=5)
+    everything = sample_review_frames(db, "detector@1", limit=100, rate=0.3, seed=5)
     assert 0 < len(everything) < len(feed["empty_v1"])
     with db.write() as s:
         s.execute(delete(ReviewSample))
-    assert sample_review_frames(db, "detector", 1, limit=100, rate=0.3, seed=5) == everything
+    assert sample_review_frames(db, "detector@1", limit=100, rate=0.3, seed=5) == everything
 
     with db.write() as s:
         s.execute(delete(ReviewSample))
-    spaced = sample_review_frames(db, "detector", None, limit=100, min_gap_s=600, seed=5)
+    spaced = sample_review_frames(db, "detector", limit=100, min_gap_s=600, seed=5)
     for source in ("cam-1", "cam-2"):
         times = sorted(p.time for p in spaced if p.source == source)
         assert times and all((b - a).total_seconds() >= 600 for a, b in itertools.pairwise(times))
 
 
 def test_a_missed_detection_on_a_sampled_frame_opens_a_task(db: Database, feed: dict[str, list[int]]) -> None:
-    (picked,) = sample_review_frames(db, "detector", 1, limit=1, seed=3)
+    (picked,) = sample_review_frames(db, "detector@1", limit=1, seed=3)
     report = report_event(db, picked.event_id, "missed_detection", box=Box("person", 5, 5, 10, 20))
     (task,) = list_tasks(db, status="open")
     assert (task.id, task.frame_id, task.event_ids) == (report.task_id, picked.frame_id, [picked.event_id])

@@ -44,7 +44,7 @@ def reviewed(db: Database, push: Push, medium: IngestResult, event: Callable[...
     report_event(db, e1, "confirmed", detection=0)
     report_event(db, e1, "false_detection", detection=1)
     report_event(db, e2, "inaccurate_detection", box=BOX)
-    assert [p.event_id for p in sample_review_frames(db, "detector", 1, seed=1)] == [e3]
+    assert [p.event_id for p in sample_review_frames(db, "detector@1", seed=1)] == [e3]
     report_event(db, e3, "confirmed")  # looked at, but the missed person was found later
     report_event(db, e3, "missed_detection", box=BOX)
     report_event(db, e4, "confirmed")  # its one detection
@@ -103,6 +103,6 @@ def test_other_groupings(db: Database, reviewed: None) -> None:
     (total,) = feedback_stats(db, ())
     assert (total.events, total.missed_detection, total.model) == (8, 3, None)
     assert [r.day for r in feedback_stats(db, ("day",))] == ["2026-11-25", "2026-11-26"]
-    assert feedback_stats(db, ("source",), model_name="nobody") == []
+    assert feedback_stats(db, ("source",), model="nobody") == []
     with pytest.raises(InvalidInput, match="'camera'"):
         feedback_stats(db, ("camera",))

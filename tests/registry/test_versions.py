@@ -10,14 +10,14 @@ from cvcycle.data.versions import commit_version
 from cvcycle.db import Database
 from cvcycle.db.models import Dataset, Run
 from cvcycle.errors import InvalidInput, NotFound
+from cvcycle.refs import ModelRef
 from cvcycle.registry.versions import (
-    ModelRef,
     alias_history,
     create_model_version,
     lineage,
     list_model_versions,
     next_version_number,
-    parse_model_ref,
+    resolve_model_filter,
     resolve_model_ref,
     set_alias,
 )
@@ -35,35 +35,6 @@ def add_versions(db: Database, name: str, count: int, run_id: int | None = None)
                 artifacts={"checkpoint": {"key": "0" * 64, "size": 1}},
                 run_id=run_id,
             )
-
-
-# (text, parsed reference or the exception it raises)
-REFS: list[tuple[str, ModelRef | type[Exception]]] = [
-    ("detector@7", ModelRef("detector", version=7)),
-    ("detector:production", ModelRef("detector", alias="production")),
-    ("detector", ModelRef("detector")),
-    ("detector@latest", ModelRef("detector")),
-    ("my-model.v2@1", ModelRef("my-model.v2", version=1)),
-    ("detector@0", InvalidInput),
-    ("detector@x", InvalidInput),
-    ("detector@", InvalidInput),
-    ("@3", InvalidInput),
-    ("detector:", InvalidInput),
-    ("detector:9", InvalidInput),
-    ("detector@1:production", InvalidInput),
-    ("de tector", InvalidInput),
-    ("", InvalidInput),
-]
-
-
-@pytest.mark.parametrize(("text", "expected"), REFS)
-def test_parse_model_ref(text: str, expected: ModelRef | type[Exception]) -> None:
-    if isinstance(expected, ModelRef):
-        assert parse_model_ref(text) == expected
-    else:
-        with pytest.raises(expected) as caught:
-            parse_model_ref(text)
-        assert caught.value.hint is not None and "NAME@N" in caught.value.hint  # type: ignore[attr-defined]
 
 
 def test_versions_number_from_one_per_name(db: Database) -> None:
@@ -90,7 +61,35 @@ def test_references_resolve_to_versions(db: Database) -> None:
         assert resolve_model_ref(session, "detector@1").version == 1
         assert resolve_model_ref(session, "detector:production").version == 2
         assert resolve_model_ref(session, "detector").version == 3
+        assert resolve_model_ref(session, "detector@latest").version == 3
         assert resolve_model_ref(session, ModelRef("detector", version=2)).version == 2
+
+
+# (filter, what it keeps: the name and one version, or None for every version)
+FILTERS: list[tuple[str, ModelRef]] = [
+    ("detector", ModelRef("detector")),
+    ("detector@1", ModelRef("detector", 1)),
+    ("detector@latest", ModelRef("detector", 3)),
+    ("detector:production", ModelRef("detector", 2)),
+    ("unregistered", ModelRef("unregistered")),  # events may name models the registry does not hold
+    ("unregistered@4", ModelRef("unregistered", 4)),
+]
+
+
+def test_model_filters_resolve_aliases_and_latest_now(db: Database) -> None:
+    add_versions(db, "detector", 3)
+    with db.write() as session:
+        set_alias(session, "detector", "production", 2)
+    with db.read() as session:
+        for text, expected in FILTERS:
+            assert resolve_model_filter(session, text) == expected, text
+        for text in ("detector:staging", "unregistered@latest", "unregistered:production"):
+            with pytest.raises(NotFound):
+                resolve_model_filter(session, text)
+        assert [v.ref for v in list_model_versions(session, "detector:production")] == ["detector@2"]
+        assert [v.ref for v in list_model_versions(session, "detector@latest")] == ["detector@3"]
+        with pytest.raises(NotFound, match="detector@7"):
+            list_model_versions(session, "detector@7")
 
 
 # (reference, words the NotFound message and hint must contain)

@@ -20,6 +20,7 @@ from cvcycle.db.engine import Database
 from cvcycle.db.models import Frame, ModelAlias, ModelVersion
 from cvcycle.errors import CvcycleError
 from cvcycle.media import decode_jpeg
+from cvcycle.refs import ModelRef
 from cvcycle.store import BlobStore
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,7 @@ def _model(db: Database, store: BlobStore, name: str, version: int, checkpoint: 
     with _lock:
         model = _loaded.get(key)
         if model is None:
-            model = load_model(db, store, f"{name}@{version}")
+            model = load_model(db, store, ModelRef(name, version))
             _loaded.clear()  # one production model in memory at a time
             _loaded[key] = model
         return model

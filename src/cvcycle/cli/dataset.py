@@ -10,12 +10,12 @@ from rich.table import Table
 from cvcycle.cli.common import JsonOption, console, database, handle_errors, print_json
 from cvcycle.data.datasets import resolve_ref
 from cvcycle.data.manifest import materialize_manifest
-from cvcycle.data.refs import DatasetRef, parse_dataset_ref
 from cvcycle.data.selection import Selection, resolve_selection
 from cvcycle.data.slices import delete_slice, list_slices, save_slice
 from cvcycle.data.snapshot import count_frames, show_dataset
 from cvcycle.data.versions import commit_version, diff_versions, list_versions
 from cvcycle.errors import InvalidInput
+from cvcycle.refs import DatasetRef, format_ref, parse_dataset_ref
 from cvcycle.settings import get_settings
 
 app = typer.Typer(no_args_is_help=True)
@@ -48,7 +48,7 @@ def commit(
         return
     change = info.stats["change"]
     console.print(
-        f"{name}@{info.number}: +{change['frames']['added']} frames, "
+        f"{format_ref(name, info.number)}: +{change['frames']['added']} frames, "
         f"+{sum(change['labels']['added'].values())} -{sum(change['labels']['removed'].values())} boxes, "
         f"+{sum(change['segments']['added'].values())} segments",
         highlight=False,
@@ -93,7 +93,9 @@ def show(
     if as_json:
         print_json(data)
         return
-    where = f"{data['dataset']}@{data['version']}" if data["version"] else f"{data['dataset']} (working copy)"
+    where = f"{data['dataset']} (working copy)"
+    if data["version"]:
+        where = format_ref(data["dataset"], data["version"])
     console.print(f"{where}  slice={data['slice']['name']}", highlight=False)
     console.print(f"frames {data['frames']}  media {data['media']}  splits {data['splits']}", highlight=False)
     for kind in ("labels", "segments"):

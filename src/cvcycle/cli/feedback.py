@@ -11,7 +11,7 @@ from cvcycle.annotate.records import TASK_STATUSES
 from cvcycle.annotate.tasks import complete_task, list_tasks, reopen_task
 from cvcycle.cli.common import JsonOption, console, database, err_console, handle_errors, print_json, store
 from cvcycle.errors import InvalidInput
-from cvcycle.feedback.events import list_events, parse_model_ref, push_events
+from cvcycle.feedback.events import list_events, push_events
 from cvcycle.feedback.reports import (
     DEFAULT_DATASET,
     REPORT_TYPES,
@@ -20,6 +20,8 @@ from cvcycle.feedback.reports import (
     sample_review_frames,
 )
 from cvcycle.feedback.stats import DEFAULT_GROUP_BY, GROUP_KEYS, feedback_stats
+from cvcycle.refs import format_ref
+from cvcycle.registry.versions import MODEL_FILTER_HELP
 
 events_app = typer.Typer(help="Events emitted by models in production.", no_args_is_help=True)
 review_app = typer.Typer(help="Frames for operators to review.", no_args_is_help=True)
@@ -51,14 +53,13 @@ def push(
 @events_app.command("list")
 @handle_errors
 def events_list(
-    model: str | None = typer.Option(None, "--model", help="NAME@VERSION, or NAME for all its versions."),
+    model: str | None = typer.Option(None, "--model", help=MODEL_FILTER_HELP),
     source: str | None = typer.Option(None, "--source", help="Only this source."),
     limit: int = typer.Option(50, "--limit", min=1, help="At most this many, newest first."),
     as_json: bool = JsonOption,
 ) -> None:
     """The newest events, with their ids for `cvcycle report`."""
-    name, version = _model_option(model)
-    events = list_events(database(), model_name=name, model_version=version, source=source, limit=limit)
+    events = list_events(database(), model=model, source=source, limit=limit)
     if as_json:
         print_json([e.to_json() for e in events])
         return
@@ -69,24 +70,17 @@ def events_list(
             str(e.id),
             e.time.strftime("%Y-%m-%d %H:%M:%S"),
             e.source,
-            f"{e.model_name}@{e.model_version}",
+            format_ref(e.model_name, e.model_version),
             ", ".join(d["cls"] for d in e.detections) or "-",
             image,
         )
     console.print(table)
 
 
-def _model_option(text: str | None) -> tuple[str | None, int | None]:
-    if text is None or "@" not in text:
-        return text, None
-    ref = parse_model_ref(text)
-    return ref.name, ref.version
-
-
 @review_app.command("sample")
 @handle_errors
 def sample(
-    model: str = typer.Option(..., "--model", help="NAME@VERSION, or NAME for all its versions."),
+    model: str = typer.Option(..., "--model", help=MODEL_FILTER_HELP),
     limit: int = typer.Option(20, "--limit", min=1, help="At most this many frames."),
     rate: float = typer.Option(1.0, "--rate", help="Share of empty frames eligible, in (0, 1]."),
     min_gap: float = typer.Option(0.0, "--min-gap", help="Seconds between samples of one source."),
@@ -94,11 +88,7 @@ def sample(
     as_json: bool = JsonOption,
 ) -> None:
     """Draw frames where the model saw nothing, for operators to check for missed objects."""
-    name, version = _model_option(model)
-    assert name is not None
-    picked = sample_review_frames(
-        database(), name, version, limit=limit, rate=rate, min_gap_s=min_gap, seed=seed
-    )
+    picked = sample_review_frames(database(), model, limit=limit, rate=rate, min_gap_s=min_gap, seed=seed)
     if as_json:
         print_json([p.to_json() for p in picked])
         return
@@ -223,14 +213,14 @@ def register(app: typer.Typer) -> None:
         by: str = typer.Option(
             ",".join(DEFAULT_GROUP_BY), "--by", help=f"Comma-separated, from {', '.join(GROUP_KEYS)}."
         ),
-        model: str | None = typer.Option(None, "--model", help="Only this model name."),
+        model: str | None = typer.Option(None, "--model", help=MODEL_FILTER_HELP),
         as_json: bool = JsonOption,
     ) -> None:
         """False, inaccurate and missed detection counts and rates per model version, source and day."""
         group_by = tuple(k.strip() for k in by.split(",") if k.strip())
         if not group_by and by.strip():
             raise InvalidInput(f"--by {by!r} names no key")
-        rows = feedback_stats(database(), group_by, model_name=model)
+        rows = feedback_stats(database(), group_by, model=model)
         if as_json:
             print_json([r.to_json() for r in rows])
             return

@@ -18,9 +18,9 @@ from cvcycle.cli.common import (
 )
 from cvcycle.data.ingest import expand_paths, ingest_files
 from cvcycle.data.interchange import export_coco, import_coco
-from cvcycle.data.refs import parse_dataset_ref
 from cvcycle.data.synthetic import add_synthetic_clips
 from cvcycle.errors import InvalidInput
+from cvcycle.refs import parse_dataset_ref
 
 import_app = typer.Typer(help="Import annotations from other tools' formats.", no_args_is_help=True)
 EXPORT_FORMATS = ("coco",)

@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from cvcycle.cli.common import JsonOption, console, database, handle_errors, print_json
+from cvcycle.refs import format_ref
 
 model_app = typer.Typer(no_args_is_help=True)
 
@@ -17,13 +18,16 @@ model_app = typer.Typer(no_args_is_help=True)
 @model_app.command("list")
 @handle_errors
 def list_command(
-    name: str | None = typer.Argument(None, help="Only versions of this model."), as_json: bool = JsonOption
+    model: str | None = typer.Argument(
+        None, help="NAME for its versions; NAME@N, NAME@latest or NAME:ALIAS for one.", metavar="[MODEL]"
+    ),
+    as_json: bool = JsonOption,
 ) -> None:
     """Model versions, newest first, with their aliases."""
     from cvcycle.registry.versions import list_model_versions
 
     with database().read() as session:
-        versions = list_model_versions(session, name)
+        versions = list_model_versions(session, model)
     if as_json:
         print_json([v.to_json() for v in versions])
         return
@@ -86,6 +90,7 @@ def alias(
         target = resolve_model_ref(session, model_ref)
         name, number = target.name, target.version
         change = set_alias(session, name, alias_name, number, reason)
+    moved, pointed = format_ref(name, alias=alias_name), format_ref(name, number)
     data = {
         "model": name,
         "alias": alias_name,
@@ -96,10 +101,10 @@ def alias(
     if as_json:
         print_json(data)
     elif change is None:
-        console.print(f"{name}:{alias_name} already points at {name}@{number}", highlight=False)
+        console.print(f"{moved} already points at {pointed}", highlight=False)
     else:
-        before = f"{name}@{change.old_version}" if change.old_version else "nothing"
-        console.print(f"{name}:{alias_name} -> {name}@{number} (was {before})", highlight=False)
+        before = format_ref(name, change.old_version) if change.old_version else "nothing"
+        console.print(f"{moved} -> {pointed} (was {before})", highlight=False)
 
 
 @model_app.command()

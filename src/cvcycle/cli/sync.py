@@ -12,6 +12,7 @@ import typer
 from rich.logging import RichHandler
 
 from cvcycle.cli.common import console, database, err_console, file_progress, handle_errors, print_json, store
+from cvcycle.refs import format_ref
 
 
 def register(app: typer.Typer) -> None:
@@ -77,7 +78,7 @@ def register(app: typer.Typer) -> None:
                             highlight=False,
                         )
                 if not report.changed:
-                    served = ", ".join(f"{m.model}@{m.version}" for m in report.models)
+                    served = ", ".join(format_ref(m.model, m.version) for m in report.models)
                     console.print(f"nothing to do: {repo} already holds {served}", highlight=False)
                 return
             _log_changes()

@@ -112,7 +112,9 @@ def train(
 @runs_app.command("list")
 @handle_errors
 def list_command(
-    model: str | None = typer.Option(None, "--model", help="Only runs of this model."),
+    model: str | None = typer.Option(
+        None, "--model", help="NAME for its runs; NAME@N, NAME@latest or NAME:ALIAS for the run behind it."
+    ),
     limit: int = typer.Option(50, "--limit", min=1, help="Most runs to show."),
     as_json: bool = JsonOption,
 ) -> None:

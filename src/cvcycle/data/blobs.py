@@ -28,6 +28,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 from cvcycle.db.engine import Database
 from cvcycle.db.models import Event, Frame, Media, ModelVersion, Run
 from cvcycle.errors import CorruptBlob, InvalidInput, NotFound
+from cvcycle.refs import format_ref
 from cvcycle.store import BlobInfo, BlobStore
 from cvcycle.store.layout import check_key, is_key
 
@@ -107,7 +108,7 @@ def blob_users(session: Session, keys: Iterable[str]) -> dict[str, list[str]]:
     ):
         for path, key in _keys_in(artifacts):
             if key in users:
-                users[key].append(f"{name}@{version} {path}")
+                users[key].append(f"{format_ref(name, version)} {path}")
     return users
 
 

@@ -8,11 +8,11 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from cvcycle.data.datasets import get_dataset, resolve_ref
-from cvcycle.data.refs import DatasetRef
 from cvcycle.data.slices import list_slices
 from cvcycle.data.snapshot import show_dataset
 from cvcycle.data.versions import list_versions, working_copy_changes
 from cvcycle.db.models import Dataset, DatasetVersion
+from cvcycle.refs import DatasetRef
 
 
 def list_datasets(session: Session) -> list[dict[str, Any]]:

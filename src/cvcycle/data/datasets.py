@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cvcycle.data.refs import DatasetRef, check_dataset_name
 from cvcycle.db.models import Dataset, DatasetVersion
 from cvcycle.errors import NotFound
+from cvcycle.refs import DatasetRef, check_dataset_name, format_ref
 
 DEFAULT_SPLIT_RATIOS = {"train": 0.7, "val": 0.15, "test": 0.15}
 
@@ -60,7 +60,7 @@ class ResolvedRef:
     @property
     def label(self) -> str:
         if self.committed:
-            return f"{self.dataset.name}@{self.version}"
+            return format_ref(self.dataset.name, self.version)
         return f"{self.dataset.name} (working copy)"
 
 

@@ -19,12 +19,12 @@ from sqlalchemy.orm import Session
 from cvcycle.data.blobs import referenced_keys
 from cvcycle.data.datasets import lock_dataset
 from cvcycle.data.labels import add_frames
-from cvcycle.data.refs import check_dataset_name
 from cvcycle.data.slices import assign_split
 from cvcycle.db.engine import Database
 from cvcycle.db.models import Frame, Media
 from cvcycle.errors import InvalidInput, InvalidMedia
 from cvcycle.media import iter_jpeg_frames, probe
+from cvcycle.refs import check_dataset_name
 from cvcycle.store import BlobStore
 
 # (description, frames done in this file, frames expected in this file or None)

@@ -35,7 +35,6 @@ from cvcycle.data.formats.coco import (
 from cvcycle.data.formats.paths import resolve_inside
 from cvcycle.data.ingest import forget_unreferenced_blobs
 from cvcycle.data.labels import BoxInput, add_boxes, add_frames
-from cvcycle.data.refs import DatasetRef
 from cvcycle.data.selection import resolve_selection
 from cvcycle.data.slices import assign_split
 from cvcycle.data.snapshot import iter_boxes, snapshot_frames
@@ -44,6 +43,7 @@ from cvcycle.db.engine import Database
 from cvcycle.db.models import Frame, Label, Media
 from cvcycle.errors import InvalidInput
 from cvcycle.media import encode_jpeg
+from cvcycle.refs import DatasetRef
 from cvcycle.store import BlobStore
 
 

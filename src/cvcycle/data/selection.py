@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session
 
 from cvcycle.data.datasets import ResolvedRef, resolve_ref
-from cvcycle.data.refs import DatasetRef, parse_dataset_ref
 from cvcycle.data.slices import FramesQuery, SliceSpec, frames_query, slice_spec
+from cvcycle.refs import DatasetRef, parse_dataset_ref
 
 
 @dataclass(frozen=True)

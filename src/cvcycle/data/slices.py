@@ -26,6 +26,7 @@ from cvcycle.data.datasets import ResolvedRef, get_dataset, lock_dataset
 from cvcycle.data.versions import visible_at
 from cvcycle.db.models import Dataset, DatasetFrame, DatasetMedia, Frame, Label, Media, Slice, Tag
 from cvcycle.errors import InvalidInput, NotFound
+from cvcycle.refs import is_valid_name
 
 SPLITS = ("train", "val", "test")
 TIE_ORDER = ("val", "test", "train")
@@ -33,7 +34,6 @@ BUILTIN_SLICES = (*SPLITS, "all")
 # (frame id, media id, split) of the frames a slice selects.
 FramesQuery = Select[int, int, str]
 _CLAUSE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_.-]*)\s*(!=|=)\s*(.+?)\s*$")
-_SLICE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,199}$")
 
 
 def assign_split(session: Session, dataset: Dataset, media_id: int) -> str:
@@ -199,7 +199,7 @@ def save_slice(
     frame_ids: list[int] | None = None,
 ) -> SliceSpec:
     """Create or replace a named slice in the working copy of a dataset."""
-    if not _SLICE_NAME.match(slice_name) or slice_name in BUILTIN_SLICES:
+    if not is_valid_name(slice_name) or slice_name in BUILTIN_SLICES:
         raise InvalidInput(
             f"slice name {slice_name!r} is not allowed",
             hint=f"use letters, digits, '.', '_' or '-'; {', '.join(BUILTIN_SLICES)} are built in",

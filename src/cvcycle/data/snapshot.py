@@ -14,10 +14,10 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from cvcycle.data.datasets import ResolvedRef
-from cvcycle.data.refs import DatasetRef
 from cvcycle.data.selection import Selection, resolve_selection
 from cvcycle.data.versions import visible_at
 from cvcycle.db.models import Frame, Label, Media, Segment
+from cvcycle.refs import DatasetRef
 
 
 @dataclass(frozen=True)

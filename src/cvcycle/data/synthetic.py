@@ -15,8 +15,8 @@ from typing import Any
 from cvcycle.data.ingest import IngestResult, ProgressFn, ingest_file
 from cvcycle.data.interchange import export_coco
 from cvcycle.data.labels import BoxInput, SegmentInput, add_boxes, add_segments
-from cvcycle.data.refs import DatasetRef
 from cvcycle.db.engine import Database
+from cvcycle.refs import DatasetRef
 from cvcycle.store import BlobStore
 from cvcycle.synth import ClipSpec, generate_clips, write_clip
 

@@ -17,9 +17,9 @@ from sqlalchemy import ColumnElement, and_, delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from cvcycle.data.datasets import get_dataset, lock_dataset, resolve_ref
-from cvcycle.data.refs import DatasetRef
 from cvcycle.db.models import DatasetFrame, DatasetVersion, Label, Segment, Slice, Tag
 from cvcycle.errors import InvalidInput
+from cvcycle.refs import DatasetRef
 
 VersionedModel = type[DatasetFrame] | type[Label] | type[Segment] | type[Tag] | type[Slice]
 

@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Any
 
 from cvcycle.boxes import Box
-from cvcycle.data.refs import DatasetRef
 from cvcycle.data.selection import resolve_selection
 from cvcycle.data.snapshot import iter_boxes, snapshot_frames
 from cvcycle.data.synthetic import add_synthetic_clips
@@ -36,6 +35,7 @@ from cvcycle.data.versions import commit_version
 from cvcycle.db import Database, open_database
 from cvcycle.home import init_home
 from cvcycle.media import decode_jpeg
+from cvcycle.refs import DatasetRef, ModelRef, format_ref
 from cvcycle.settings import Settings
 from cvcycle.store import BlobStore, open_store
 from cvcycle.synth.operators import judge
@@ -242,7 +242,7 @@ def _stream(
             batch = frames[start : start + 8]
             images = [decode_jpeg(store.get_bytes(f.blob_key, f.blob_size)) for f in batch]
             detections.extend(predictor.predict(images, threshold=threshold))
-        d["served_by"] = f"{MODEL}@{predictor.last_version}"
+        d["served_by"] = format_ref(MODEL, predictor.last_version)
         d["detections"] = sum(len(x) for x in detections)
     with stages(f"{name}: events pushed", "platform") as d:
         t0 = datetime(2026, 11, 2 if model_version == 1 else 3, 8, 0, tzinfo=UTC)
@@ -252,7 +252,7 @@ def _stream(
                     "id": f"{name}-{f.media_sha256[:12]}-{f.index}",
                     "source": f"cam-{f.media_id % 3 + 1}",
                     "time": (t0 + timedelta(seconds=f.timestamp_s + 60 * f.media_id)).isoformat(),
-                    "model": f"{MODEL}@{model_version}",
+                    "model": format_ref(MODEL, model_version),
                     "detections": det.to_json(),
                     "frame": {"media_sha256": f.media_sha256, "index": f.index},
                 }
@@ -294,7 +294,11 @@ def _stream(
             counts["missed_detection"] += len(verdict.missed)
         empty = sum(1 for _, det in by_event.values() if not len(det))
         sampled = sample_review_frames(
-            db, MODEL, model_version, limit=max(empty, 1), rate=options.review_rate, seed=options.seed
+            db,
+            ModelRef(MODEL, model_version),
+            limit=max(empty, 1),
+            rate=options.review_rate,
+            seed=options.seed,
         )
         for sample in sampled:
             frame, _ = by_event[sample.event_id]
@@ -325,7 +329,7 @@ def _complete_tasks(db: Database, truth: dict[int, list[Box]]) -> int:
 def _rates(db: Database) -> dict[str, Any]:
     from cvcycle.feedback.stats import feedback_stats
 
-    rows = feedback_stats(db, group_by=("model_version",), model_name=MODEL)
+    rows = feedback_stats(db, group_by=("model_version",), model=MODEL)
     # Objects on the reviewed frames: detections that were right (or close), plus the missed ones.
     objects = {
         row.model: row.detections_reviewed - row.false_detection + row.missed_detection for row in rows

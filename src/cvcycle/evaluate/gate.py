@@ -21,7 +21,6 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from cvcycle.data.refs import DatasetRef
 from cvcycle.data.selection import resolve_selection
 from cvcycle.data.versions import diff_versions
 from cvcycle.db import Database
@@ -40,6 +39,7 @@ from cvcycle.evaluate.service import (
     model_label,
 )
 from cvcycle.models.predictor import Predictor
+from cvcycle.refs import DatasetRef, format_ref
 from cvcycle.store import BlobStore
 
 __all__ = [
@@ -89,10 +89,10 @@ def gate_data(
     progress: ProgressFn | None = None,
 ) -> GateData:
     """Old data (``old_slice`` of ``old_version``), the diff and the corner cases (of ``new_version``)."""
+    old_ref, new_ref = DatasetRef(dataset_name, old_version), DatasetRef(dataset_name, new_version)
     if new_version < old_version:
         raise InvalidInput(
-            f"the candidate was trained on {dataset_name}@{new_version}, older than the production "
-            f"model's {dataset_name}@{old_version}",
+            f"the candidate was trained on {new_ref}, older than the production model's {old_ref}",
             hint="gate a candidate trained on the same or a newer version of the data",
         )
     added: list[int] = []
@@ -108,8 +108,7 @@ def gate_data(
     diff = load_eval_set(db, store, diff_selection, name=DIFF, frame_ids=added, progress=progress)
     diff = dataclasses.replace(
         diff,
-        description=f"frames added from {dataset_name}@{old_version} to {dataset_name}@{new_version}, "
-        f"slice {diff_slice or 'all'}",
+        description=f"frames added from {old_ref} to {new_ref}, slice {diff_slice or 'all'}",
     )
     corners = {
         name: load_eval_set(db, store, selection, name=name, progress=progress)
@@ -271,7 +270,7 @@ def trained_on(session: Session, ref: str) -> TrainedOn:
     from cvcycle.registry.versions import resolve_model_ref
 
     version: ModelVersion = resolve_model_ref(session, ref)
-    label = f"{version.name}@{version.version}"
+    label = format_ref(version.name, version.version)
     run = session.get(Run, version.run_id) if version.run_id is not None else None
     if run is None:
         raise InvalidInput(

@@ -27,7 +27,6 @@ from sqlalchemy import select
 
 from cvcycle.boxes import Box
 from cvcycle.data.ingest import ProgressFn
-from cvcycle.data.refs import DatasetRef, parse_dataset_ref
 from cvcycle.data.selection import Selection, resolve_selection
 from cvcycle.data.slices import SPLITS
 from cvcycle.data.snapshot import iter_boxes, segments_of, snapshot_frames
@@ -45,6 +44,7 @@ from cvcycle.evaluate.metrics import (
 from cvcycle.media import decode_jpeg
 from cvcycle.models.detections import Detections
 from cvcycle.models.predictor import Predictor
+from cvcycle.refs import DatasetRef, format_ref, parse_dataset_ref
 from cvcycle.store import BlobStore
 
 DEFAULT_THRESHOLD = 0.5
@@ -114,7 +114,7 @@ def model_label(predictor: Predictor) -> str:
         return version
     name, number = getattr(version, "name", None), getattr(version, "version", None)
     if name is not None and number is not None:
-        return f"{name}@{number}"
+        return format_ref(name, number)
     return type(predictor).__name__
 
 

@@ -15,7 +15,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from cvcycle.data.refs import DatasetRef
 from cvcycle.data.selection import resolve_selection
 from cvcycle.data.snapshot import FrameRow, snapshot_frames
 from cvcycle.db import Database
@@ -24,6 +23,7 @@ from cvcycle.errors import InvalidInput
 from cvcycle.export.onnx import export_onnx, verify_onnx
 from cvcycle.media import decode_jpeg
 from cvcycle.models.predictor import prepare_batch
+from cvcycle.refs import DatasetRef, format_ref
 from cvcycle.store import BlobStore
 
 #: Verification batch sizes, cycled: a batch of one, then larger ones.
@@ -42,7 +42,7 @@ def export_model_version(
         raise InvalidInput(f"frames_for_verification must be >= 1, got {frames_for_verification}")
     with db.read() as session:
         row = resolve_model_ref(session, ref)
-        label, row_id = f"{row.name}@{row.version}", row.id
+        label, row_id = format_ref(row.name, row.version), row.id
         run = session.get(Run, row.run_id) if row.run_id is not None else None
         if run is None:
             raise InvalidInput(
@@ -51,7 +51,7 @@ def export_model_version(
             )
         dataset = session.get(Dataset, run.dataset_id)
         assert dataset is not None  # a foreign key
-        data_label = f"{dataset.name}@{run.dataset_version}"
+        data_label = format_ref(dataset.name, run.dataset_version)
         val_slice = run.val_slice
         frames = snapshot_frames(
             session, resolve_selection(session, DatasetRef(dataset.name, run.dataset_version), val_slice)

@@ -5,7 +5,7 @@ One line is one event::
     {"id": "cam3-000123",                       optional, the producer's id: pushing it again is a no-op
      "source": "cam-3",
      "time": "2026-11-25T07:00:00+03:00",        ISO-8601 with an offset ("Z" for UTC)
-     "model": "detector@2",                       or {"name": "detector", "version": 2}
+     "model": "detector@2",                       or {"name": "detector", "version": 2}; never an alias
      "detections": [{"cls": "person", "score": 0.91, "box": [x, y, w, h]}],
      "frame": {"media_sha256": "...", "index": 12} or {"id": frame id}
      -- or --
@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from PIL import Image, UnidentifiedImageError
-from sqlalchemy import ColumnElement, bindparam, insert, select, text
+from sqlalchemy import ColumnElement, and_, bindparam, insert, select, text
 from sqlalchemy.orm import Session
 
 from cvcycle.boxes import Box, check_class_name, clip_box
@@ -45,9 +45,10 @@ from cvcycle.errors import InvalidInput, NotFound
 from cvcycle.media._common import IMAGE_FORMATS, PIL_ERRORS
 from cvcycle.media.jpeg import encode_image
 from cvcycle.models.detections import Detections
+from cvcycle.refs import ModelRef, format_ref, is_valid_name, parse_model_ref
+from cvcycle.registry.versions import resolve_model_filter
 from cvcycle.store import BlobStore
 
-_MODEL_REF = re.compile(r"^([A-Za-z0-9][A-Za-z0-9_.-]{0,199})@([0-9]+)$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 # A snapshot string this long cannot be a path; it is base64 without further ado.
 _MAX_PATH_CHARS = 4096
@@ -95,15 +96,6 @@ class PushResult:
 
 
 @dataclass(frozen=True)
-class ModelRef:
-    name: str
-    version: int
-
-    def __str__(self) -> str:
-        return f"{self.name}@{self.version}"
-
-
-@dataclass(frozen=True)
 class EventRecord:
     id: int
     external_id: str | None
@@ -141,21 +133,13 @@ class EventRecord:
             "external_id": self.external_id,
             "source": self.source,
             "time": self.time.isoformat(),
-            "model": f"{self.model_name}@{self.model_version}",
+            "model": format_ref(self.model_name, self.model_version),
             "detections": self.detections,
             "frame_id": self.frame_id,
             "snapshot_key": self.snapshot_key,
             "width": self.width,
             "height": self.height,
         }
-
-
-def parse_model_ref(text: str) -> ModelRef:
-    """``detector@2`` -> ModelRef("detector", 2)."""
-    match = _MODEL_REF.match(text.strip())
-    if not match or int(match.group(2)) < 1:
-        raise InvalidInput(f"model {text!r} is not NAME@VERSION", hint="e.g. detector@2")
-    return ModelRef(match.group(1), int(match.group(2)))
 
 
 def any_of(session: Session, column: Any, values: Sequence[Any]) -> ColumnElement[bool]:
@@ -179,25 +163,34 @@ def get_event(session: Session, event_id: int) -> Event:
     return event
 
 
+def of_model(session: Session, model: str | ModelRef) -> ColumnElement[bool]:
+    """The condition the events of ``model`` meet: every version of ``detector``, one of the others.
+
+    ``model`` is a filter (``resolve_model_filter``): ``detector@2``, ``detector@latest`` and
+    ``detector:production`` name one version, the last two as the registry has them now.
+    """
+    ref = resolve_model_filter(session, model)
+    if ref.number is None:
+        return Event.model_name == ref.name
+    return and_(Event.model_name == ref.name, Event.model_version == ref.number)
+
+
 def list_events(
     db: Database,
     *,
-    model_name: str | None = None,
-    model_version: int | None = None,
+    model: str | ModelRef | None = None,
     source: str | None = None,
     limit: int = 100,
 ) -> list[EventRecord]:
-    """The newest events first, optionally of one model (version) and/or source."""
+    """The newest events first, optionally of one model (see ``of_model``) and/or source."""
     if limit < 1:
         raise InvalidInput(f"limit must be at least 1, got {limit}")
     query = select(Event).order_by(Event.time.desc(), Event.id.desc()).limit(limit)
-    if model_name is not None:
-        query = query.where(Event.model_name == model_name)
-    if model_version is not None:
-        query = query.where(Event.model_version == model_version)
     if source is not None:
         query = query.where(Event.source == source)
     with db.read() as session:
+        if model is not None:
+            query = query.where(of_model(session, model))
         return [EventRecord.of(row) for row in session.scalars(query)]
 
 
@@ -250,24 +243,28 @@ def _parse_time(value: Any) -> datetime:
     return parsed.astimezone(UTC)
 
 
+def _pinned(text: str) -> ModelRef | None:
+    """``text`` as ``NAME@N``; None for anything else, an alias or ``NAME@latest`` included."""
+    try:
+        ref = parse_model_ref(text)
+    except InvalidInput:
+        return None
+    return ref if ref.number is not None else None
+
+
 def _parse_model(value: Any) -> ModelRef:
+    """The version that emitted the event: an alias or ``latest`` moves, so an event names ``NAME@N``."""
     if isinstance(value, str):
-        try:
-            return parse_model_ref(value)
-        except InvalidInput:
-            raise BadLine(f"model {value!r} is not NAME@VERSION") from None
+        ref = _pinned(value)
+        if ref is None:
+            raise BadLine(f"model {value!r} is not NAME@VERSION (the version that emitted the event)")
+        return ref
     if isinstance(value, dict):
         name, version = value.get("name"), value.get("version")
-        if isinstance(version, str) and version.isdigit():
-            version = int(version)
-        if (
-            isinstance(name, str)
-            and isinstance(version, int)
-            and not isinstance(version, bool)
-            and version >= 1
-            and _MODEL_REF.match(f"{name}@{version}")
-        ):
-            return ModelRef(name, version)
+        if isinstance(name, str) and is_valid_name(name) and isinstance(version, int | str):
+            ref = None if isinstance(version, bool) else _pinned(format_ref(name, version))
+            if ref is not None:
+                return ref
         raise BadLine(f"model {value!r} needs a name and a version number >= 1")
     raise BadLine(f"model must be 'NAME@VERSION' or {{'name', 'version'}}, got {value!r}")
 
@@ -565,7 +562,7 @@ def _event_row(p: _Parsed, frames: dict[Any, tuple[int, int, int]]) -> dict[str,
         "source": p.source,
         "time": p.time,
         "model_name": p.model.name,
-        "model_version": p.model.version,
+        "model_version": p.model.number,
         "detections": p.detections,
         "detection_count": len(p.detections),
         "frame_id": image.frame_id,

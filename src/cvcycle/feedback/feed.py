@@ -19,6 +19,7 @@ from cvcycle.db.engine import Database
 from cvcycle.db.models import Event, Frame, ModelVersion, Report, ReviewSample, as_utc
 from cvcycle.errors import InvalidInput, NotFound
 from cvcycle.feedback.events import EventRecord, get_event
+from cvcycle.refs import format_ref
 
 MAX_FEED_PAGE = 20_000
 
@@ -171,7 +172,7 @@ def event_models(db: Database) -> list[dict[str, Any]]:
             .order_by(Event.model_name, Event.model_version)
         )
         return [
-            {"name": n, "version": v, "model": f"{n}@{v}", "events": int(c), "empty": int(e or 0)}
+            {"name": n, "version": v, "model": format_ref(n, v), "events": int(c), "empty": int(e or 0)}
             for n, v, c, e in rows
         ]
 

@@ -35,12 +35,12 @@ from cvcycle.boxes import Box, fit_box
 from cvcycle.data.datasets import lock_dataset
 from cvcycle.data.ingest import record_media
 from cvcycle.data.labels import add_frames
-from cvcycle.data.refs import check_dataset_name
 from cvcycle.data.slices import assign_split
 from cvcycle.db.engine import Database
 from cvcycle.db.models import Event, Frame, Media, Report, ReviewSample, as_utc
 from cvcycle.errors import InvalidInput, NotFound
-from cvcycle.feedback.events import any_of, get_event
+from cvcycle.feedback.events import any_of, get_event, of_model
+from cvcycle.refs import ModelRef, check_dataset_name, format_ref
 
 REPORT_TYPES = ("confirmed", "false_detection", "inaccurate_detection", "missed_detection")
 DEFAULT_DATASET = "feedback"
@@ -265,8 +265,7 @@ def _draw(seed: int, key: str) -> float:
 
 def sample_review_frames(
     db: Database,
-    model_name: str,
-    model_version: int | None = None,
+    model: str | ModelRef,
     *,
     limit: int = 20,
     rate: float = 1.0,
@@ -274,6 +273,9 @@ def sample_review_frames(
     seed: int = 0,
 ) -> list[SampledFrame]:
     """Draw up to ``limit`` events where the model saw nothing, for missed-detection review.
+
+    ``model`` is every version of ``detector``, or the one version ``detector@2``,
+    ``detector@latest`` or ``detector:production`` names now.
 
     Each candidate image gets a number in [0, 1) from ``seed`` and the image; those below ``rate``
     are eligible (``rate=0.1``: about one empty frame in ten), and the lowest numbers are taken
@@ -291,25 +293,28 @@ def sample_review_frames(
     with db.write() as session:
         query = (
             select(
-                Event.id, Event.source, Event.time, Event.frame_id, Event.snapshot_key, Event.model_version
+                Event.id,
+                Event.source,
+                Event.time,
+                Event.frame_id,
+                Event.snapshot_key,
+                Event.model_name,
+                Event.model_version,
             )
             .where(
-                Event.model_name == model_name,
+                of_model(session, model),
                 Event.detection_count == 0,
                 ~exists().where(ReviewSample.event_id == Event.id),
             )
             .order_by(Event.id)
         )
-        if model_version is not None:
-            query = query.where(Event.model_version == model_version)
         candidates = []
-        for eid, source, time, frame_id, snapshot_key, version in session.execute(query):
+        for eid, source, time, frame_id, snapshot_key, name, version in session.execute(query):
             key = image_key(frame_id, snapshot_key)
             draw = _draw(seed, key)
             if draw < rate:
-                candidates.append(
-                    (draw, int(eid), key, source, as_utc(time), frame_id, snapshot_key, version)
-                )
+                label = format_ref(name, version)
+                candidates.append((draw, int(eid), key, source, as_utc(time), frame_id, snapshot_key, label))
         candidates.sort()
         taken = _sampled_image_keys(session, {c[2] for c in candidates})
         times: dict[str, list[datetime]] = defaultdict(list)
@@ -319,7 +324,7 @@ def sample_review_frames(
             ):
                 times[source].append(as_utc(time))
         picked: list[SampledFrame] = []
-        for _, eid, key, source, time, frame_id, snapshot_key, version in candidates:
+        for _, eid, key, source, time, frame_id, snapshot_key, label in candidates:
             if len(picked) >= limit:
                 break
             if key in taken:
@@ -328,9 +333,7 @@ def sample_review_frames(
                 continue
             taken.add(key)
             times[source].append(time)
-            picked.append(
-                SampledFrame(eid, key, frame_id, snapshot_key, source, time, f"{model_name}@{version}")
-            )
+            picked.append(SampledFrame(eid, key, frame_id, snapshot_key, source, time, label))
         session.add_all(ReviewSample(event_id=p.event_id, image_key=p.image_key, seed=seed) for p in picked)
         session.flush()
     return picked

@@ -34,6 +34,8 @@ from sqlalchemy.orm import Session
 from cvcycle.db.engine import Database
 from cvcycle.db.models import Event, Report, ReviewSample
 from cvcycle.errors import InvalidInput
+from cvcycle.feedback.events import of_model
+from cvcycle.refs import ModelRef, format_ref
 
 GROUP_KEYS = ("model_name", "model_version", "source", "day")
 DEFAULT_GROUP_BY = ("model_version", "source", "day")
@@ -62,7 +64,7 @@ class StatsRow:
     def model(self) -> str | None:
         if self.model_name is None:
             return None
-        return self.model_name if self.model_version is None else f"{self.model_name}@{self.model_version}"
+        return format_ref(self.model_name, self.model_version)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -80,9 +82,13 @@ def _ratio(num: int, den: int) -> float | None:
 
 
 def feedback_stats(
-    db: Database, group_by: Sequence[str] = DEFAULT_GROUP_BY, *, model_name: str | None = None
+    db: Database, group_by: Sequence[str] = DEFAULT_GROUP_BY, *, model: str | ModelRef | None = None
 ) -> list[StatsRow]:
-    """Counts and rates per group; grouping by model_version also groups by model_name."""
+    """Counts and rates per group; grouping by model_version also groups by model_name.
+
+    ``model`` keeps the events of one model: of every version of ``detector``, or of the one
+    version ``detector@2``, ``detector@latest`` or ``detector:production`` names now.
+    """
     unknown = [k for k in group_by if k not in GROUP_KEYS]
     if unknown:
         raise InvalidInput(
@@ -138,8 +144,8 @@ def feedback_stats(
             .group_by(*group)
             .order_by(*group)
         )
-        if model_name is not None:
-            query = query.where(Event.model_name == model_name)
+        if model is not None:
+            query = query.where(of_model(session, model))
         rows = session.execute(query).all()
     out = []
     for row in rows:

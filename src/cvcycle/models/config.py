@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,199}$")
+from cvcycle.refs import is_valid_name
 
 
 class TrainConfig(BaseModel):
@@ -62,7 +62,7 @@ class TrainConfig(BaseModel):
     @field_validator("model", "adapter")
     @classmethod
     def _name(cls, value: str) -> str:
-        if not _NAME.match(value):
+        if not is_valid_name(value):
             raise ValueError("use letters, digits, '.', '_' or '-', starting with a letter or digit")
         return value
 

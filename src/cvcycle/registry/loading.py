@@ -20,24 +20,16 @@ from cvcycle.models.adapter import ModelAdapter, create_adapter, resolve_device
 from cvcycle.models.checkpoint import read_checkpoint
 from cvcycle.models.config import TrainConfig
 from cvcycle.models.detections import Detections
-from cvcycle.registry.versions import ModelRef, resolve_model_ref
+from cvcycle.refs import ModelRef
+from cvcycle.registry.versions import resolve_model_ref
 from cvcycle.store import BlobStore
-
-
-@dataclass(frozen=True)
-class VersionId:
-    name: str
-    number: int
-
-    def __str__(self) -> str:
-        return f"{self.name}@{self.number}"
 
 
 @dataclass
 class LoadedModel:
     """A model version in memory: a ``Predictor`` with its module, adapter and config at hand."""
 
-    version: VersionId
+    version: ModelRef  # the version loaded: NAME@N, whatever reference named it
     adapter: ModelAdapter
     module: torch.nn.Module
     config: TrainConfig
@@ -68,7 +60,8 @@ def load_model(db: Database, store: BlobStore, ref: str | ModelRef, device: str 
             version.classes,
             version.config,
         )
-    where = f"{name}@{number}"
+    loaded = ModelRef(name, number)
+    where = str(loaded)
     blob = artifacts.get("checkpoint")
     if not isinstance(blob, dict) or "key" not in blob:
         raise NotFound(f"{where} has no checkpoint artifact", hint="it was not trained by cvcycle train")
@@ -92,4 +85,4 @@ def load_model(db: Database, store: BlobStore, ref: str | ModelRef, device: str 
         raise CorruptBlob(f"the weights in the checkpoint of {where} do not fit its module: {exc}") from exc
     module.to(resolve_device(device))
     module.eval()
-    return LoadedModel(VersionId(name, number), adapter, module, config, classes)
+    return LoadedModel(loaded, adapter, module, config, classes)

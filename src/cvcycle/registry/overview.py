@@ -8,6 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cvcycle.db.models import AliasChange
+from cvcycle.refs import ModelRef
 from cvcycle.registry.versions import lineage, list_model_versions, resolve_model_ref
 
 
@@ -31,7 +32,7 @@ def models_overview(session: Session) -> list[dict[str, Any]]:
     return list(by_name.values())
 
 
-def model_version_page(session: Session, ref: str) -> dict[str, Any]:
+def model_version_page(session: Session, ref: str | ModelRef) -> dict[str, Any]:
     """One version: lineage, artifacts, evaluations, export verification and the gate report."""
     version = resolve_model_ref(session, ref)
     return {

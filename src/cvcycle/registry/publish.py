@@ -18,6 +18,7 @@ from typing import Any
 
 from cvcycle.db import Database
 from cvcycle.errors import Conflict, CorruptBlob, InvalidInput
+from cvcycle.refs import format_ref
 from cvcycle.registry.layout import MODEL_FILENAME, file_digest, model_folder
 from cvcycle.registry.triton import io_from_onnx, model_config
 from cvcycle.store import BlobStore
@@ -65,7 +66,7 @@ def publish_model_version(
 
     with db.read() as session:
         row = resolve_model_ref(session, ref)
-        label = f"{row.name}@{row.version}"
+        label = format_ref(row.name, row.version)
         name, version, classes = row.name, row.version, list(row.classes or [])
         onnx_artifact = publishable_onnx(label, row.artifacts or {}, row.verification or {})
     data = store.get_bytes(onnx_artifact["key"], onnx_artifact.get("size"))
@@ -127,7 +128,8 @@ def write_repository_version(
             existing = version_dir / MODEL_FILENAME
             if not existing.is_file() or file_digest(existing) != digest:
                 raise Conflict(
-                    f"{version_dir} already exists with other content than {name}@{version}'s ONNX export",
+                    f"{version_dir} already exists with other content than "
+                    f"{format_ref(name, version)}'s ONNX export",
                     hint="version folders are immutable: remove it by hand if it is stale, or publish "
                     "into another repository",
                 )

@@ -46,6 +46,7 @@ from sqlalchemy.orm import Session
 from cvcycle.db import Database
 from cvcycle.db.models import ModelAlias
 from cvcycle.errors import Conflict, CorruptBlob, CvcycleError, InvalidInput, NotFound
+from cvcycle.refs import ModelRef, check_alias, check_model_name, format_ref
 from cvcycle.registry.layout import (
     CONFIG_FILENAME,
     MODEL_FILENAME,
@@ -56,7 +57,7 @@ from cvcycle.registry.layout import (
 )
 from cvcycle.registry.publish import DEFAULT_MAX_BATCH_SIZE, publishable_onnx, repository_config
 from cvcycle.registry.server_control import InferenceServerControl
-from cvcycle.registry.versions import ModelRef, check_alias, check_model_name, resolve_model_ref
+from cvcycle.registry.versions import resolve_model_ref
 from cvcycle.store import BlobStore
 
 log = logging.getLogger("cvcycle.registry.sync")
@@ -90,7 +91,7 @@ class SyncTarget:
 
     @property
     def label(self) -> str:
-        return f"{self.model}@{self.version}"
+        return format_ref(self.model, self.version)
 
 
 @dataclass
@@ -118,7 +119,7 @@ class ModelSync:
         if self.copied:
             resumed = f", resuming {self.bytes_resumed:,} bytes already staged" if self.bytes_resumed else ""
             lines.append(
-                f"copied {self.model}@{self.version} into {where / str(self.version)} "
+                f"copied {format_ref(self.model, self.version)} into {where / str(self.version)} "
                 f"({self.bytes_copied:,} bytes fetched{resumed})"
             )
         if self.config_written:
@@ -132,7 +133,7 @@ class ModelSync:
         return {
             "model": self.model,
             "version": self.version,
-            "ref": f"{self.model}@{self.version}",
+            "ref": format_ref(self.model, self.version),
             "copied": self.copied,
             "bytes_copied": self.bytes_copied,
             "bytes_resumed": self.bytes_resumed,
@@ -249,7 +250,7 @@ def resolve_targets(session: Session, alias: str, models: Sequence[str] = ()) ->
     targets = []
     for name in names:
         row = resolve_model_ref(session, ModelRef(name, alias=alias))
-        label = f"{row.name}@{row.version}"
+        label = format_ref(row.name, row.version)
         artifacts = dict(row.artifacts or {})
         onnx = publishable_onnx(label, artifacts, dict(row.verification or {}))
         files = [VersionFile(MODEL_FILENAME, onnx["key"], int(onnx["size"]))]

@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from cvcycle.db.engine import Database
 from cvcycle.db.models import AliasChange, Dataset, DatasetVersion, ModelVersion, Run, as_utc
+from cvcycle.refs import format_ref
 
 TIMELINE_KINDS = ("dataset_version", "run", "gate", "deployment")
 
@@ -38,7 +39,7 @@ def _dataset_versions(session: Any) -> list[TimelineItem]:
         TimelineItem(
             as_utc(v.created_at),
             "dataset_version",
-            f"{name}@{v.number} committed",
+            f"{format_ref(name, v.number)} committed",
             {
                 "dataset": name,
                 "version": v.number,
@@ -70,7 +71,7 @@ def _runs(session: Any) -> list[TimelineItem]:
         TimelineItem(
             as_utc(created_at),
             "run",
-            f"run {run_id}: {model} on {names.get(dataset_id, dataset_id)}@{dataset_version}",
+            f"run {run_id}: {model} on {format_ref(str(names.get(dataset_id, dataset_id)), dataset_version)}",
             {"run_id": run_id, "status": status, "model": model, "metrics": metrics},
         )
         for run_id, created_at, model, dataset_id, dataset_version, status, metrics in rows
@@ -99,7 +100,7 @@ def _gates(session: Any) -> list[TimelineItem]:
             TimelineItem(
                 as_utc(finished_at or created_at),
                 "gate",
-                f"gate {name}@{number} vs {old}: {verdict}",
+                f"gate {format_ref(name, number)} vs {old}: {verdict}",
                 {
                     "model": name,
                     "version": number,

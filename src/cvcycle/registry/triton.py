@@ -17,6 +17,7 @@ from google.protobuf.message import DecodeError  # type: ignore[import-untyped]
 from google.protobuf.text_encoding import CEscape  # type: ignore[import-untyped]
 
 from cvcycle.errors import InvalidInput
+from cvcycle.refs import is_valid_name
 
 #: ONNX element type -> the datatype name of the inference protocol (KServe v2 / Triton).
 ONNX_DATATYPES: dict[int, str] = {
@@ -39,7 +40,6 @@ ONNX_DATATYPES: dict[int, str] = {
 #: Protocol datatype -> ``DataType`` enum name in model_config.proto (BYTES is TYPE_STRING there).
 CONFIG_DATATYPES = {dt: "TYPE_STRING" if dt == "BYTES" else f"TYPE_{dt}" for dt in ONNX_DATATYPES.values()}
 
-_MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,199}$")
 _COMPUTE_CAPABILITY = re.compile(r"^[0-9]+\.[0-9]+$")
 
 TENSORRT_PLATFORM = "tensorrt_plan"
@@ -166,7 +166,7 @@ def model_config(
     instances on whatever the box has. ``cc_model_filenames`` maps a compute capability ("8.6")
     to the TensorRT plan built for it. ``parameters`` become string ``parameters`` entries.
     """
-    if not _MODEL_NAME.match(name):
+    if not is_valid_name(name):
         raise InvalidInput(
             f"model name {name!r} cannot be a Triton model directory",
             hint="use letters, digits, '.', '_' or '-', starting with a letter or digit",

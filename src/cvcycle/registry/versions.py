@@ -2,14 +2,14 @@
 
 A model is a name with numbered versions (1, 2, ...). An alias (``candidate``, ``production``, any
 name) points at one version of a model and moves; every move is an ``AliasChange`` row. References
-are ``detector@7`` (a version), ``detector:production`` (an alias) and ``detector`` (the newest
-version). Lineage follows a version back to its run, and the run to its dataset version, slices
-and parent run. Functions take the caller's session; the caller owns the transaction.
+(``detector@7``, ``detector@latest``, ``detector:production``, ``detector``; the grammar is
+``cvcycle.refs``) are resolved here to the version they name now. Lineage follows a version back to
+its run, and the run to its dataset version, slices and parent run. Functions take the caller's
+session; the caller owns the transaction.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -18,71 +18,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from cvcycle.db.models import AliasChange, Dataset, ModelAlias, ModelVersion, Run, utcnow
-from cvcycle.errors import InvalidInput, NotFound
-
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,199}$")
-_ALIAS = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,99}$")
-_REF_FORMS = "write NAME@N (a version), NAME:ALIAS (e.g. detector:production) or NAME (the newest version)"
-
-
-@dataclass(frozen=True)
-class ModelRef:
-    """A parsed model reference: a name and at most one of a version number or an alias."""
-
-    name: str
-    version: int | None = None
-    alias: str | None = None
-
-    def __str__(self) -> str:
-        if self.version is not None:
-            return f"{self.name}@{self.version}"
-        if self.alias is not None:
-            return f"{self.name}:{self.alias}"
-        return self.name
-
-
-def check_model_name(name: str) -> str:
-    if not _NAME.match(name):
-        raise InvalidInput(
-            f"model name {name!r} is not valid",
-            hint="use letters, digits, '.', '_' or '-', starting with one",
-        )
-    return name
-
-
-def check_alias(alias: str) -> str:
-    if not _ALIAS.match(alias):
-        raise InvalidInput(
-            f"alias {alias!r} is not valid",
-            hint="an alias starts with a letter, then letters, digits, '.', '_' or '-' (e.g. production)",
-        )
-    return alias
-
-
-def parse_model_ref(text: str) -> ModelRef:
-    """Parse ``NAME@N``, ``NAME@latest``, ``NAME:ALIAS`` or ``NAME``; anything else is InvalidInput."""
-    text = text.strip()
-    if "@" in text and ":" in text:
-        raise InvalidInput(f"model reference {text!r} mixes a version and an alias", hint=_REF_FORMS)
-    if "@" in text:
-        name, _, version = text.partition("@")
-        if not name or not _NAME.match(name):
-            raise InvalidInput(f"model reference {text!r} has no valid model name", hint=_REF_FORMS)
-        if version == "latest":
-            return ModelRef(name)
-        if not version.isdigit() or int(version) < 1:
-            raise InvalidInput(
-                f"model reference {text!r} has an invalid version {version!r}", hint=_REF_FORMS
-            )
-        return ModelRef(name, version=int(version))
-    if ":" in text:
-        name, _, alias = text.partition(":")
-        if not name or not _NAME.match(name) or not _ALIAS.match(alias):
-            raise InvalidInput(f"model reference {text!r} is malformed", hint=_REF_FORMS)
-        return ModelRef(name, alias=alias)
-    if not _NAME.match(text):
-        raise InvalidInput(f"model reference {text!r} is malformed", hint=_REF_FORMS)
-    return ModelRef(text)
+from cvcycle.errors import NotFound
+from cvcycle.refs import LATEST, ModelRef, check_alias, check_model_name, format_ref, parse_model_ref
 
 
 def _versions_hint(session: Session, name: str) -> str:
@@ -104,12 +41,12 @@ def _unknown_model(session: Session, name: str) -> NotFound:
 
 
 def resolve_model_ref(session: Session, ref: str | ModelRef) -> ModelVersion:
-    """The model version a reference names; NotFound with the versions and aliases that do exist."""
+    """The model version a reference names now; NotFound with the versions and aliases that do exist."""
     parsed = parse_model_ref(ref) if isinstance(ref, str) else ref
     exists = session.scalar(select(ModelVersion.id).where(ModelVersion.name == parsed.name).limit(1))
     if exists is None:
         raise _unknown_model(session, parsed.name)
-    number = parsed.version
+    number = parsed.number
     if parsed.alias is not None:
         number = session.scalar(
             select(ModelAlias.version).where(ModelAlias.name == parsed.name, ModelAlias.alias == parsed.alias)
@@ -127,8 +64,28 @@ def resolve_model_ref(session: Session, ref: str | ModelRef) -> ModelVersion:
         select(ModelVersion).where(ModelVersion.name == parsed.name, ModelVersion.version == number)
     )
     if version is None:
-        raise NotFound(f"{parsed.name}@{number} does not exist", hint=_versions_hint(session, parsed.name))
+        raise NotFound(
+            f"{format_ref(parsed.name, number)} does not exist", hint=_versions_hint(session, parsed.name)
+        )
     return version
+
+
+#: What a filter by model (``--model``, ``?model=``) accepts, for help texts.
+MODEL_FILTER_HELP = "NAME for every version of the model; NAME@N, NAME@latest or NAME:ALIAS for one."
+
+
+def resolve_model_filter(session: Session, ref: str | ModelRef) -> ModelRef:
+    """What a filter by model keeps: a name and a version number, or None for every version.
+
+    ``NAME`` keeps every version of the model and ``NAME@N`` that version; neither needs the
+    registry, since events may name models it does not hold. ``NAME@latest`` and ``NAME:ALIAS``
+    keep the version they name now (NotFound when the registry has none).
+    """
+    parsed = parse_model_ref(ref) if isinstance(ref, str) else ref
+    if parsed.alias is None and parsed.version != LATEST:
+        return parsed
+    row = resolve_model_ref(session, parsed)
+    return ModelRef(row.name, row.version)
 
 
 def next_version_number(session: Session, name: str) -> int:
@@ -210,7 +167,7 @@ class ModelVersionInfo:
 
     @property
     def ref(self) -> str:
-        return f"{self.name}@{self.version}"
+        return format_ref(self.name, self.version)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -226,11 +183,19 @@ class ModelVersionInfo:
         }
 
 
-def list_model_versions(session: Session, name: str | None = None) -> list[ModelVersionInfo]:
-    """Every version (of one model, or of all), newest first within a name, with its aliases."""
+def list_model_versions(session: Session, model: str | ModelRef | None = None) -> list[ModelVersionInfo]:
+    """Every version with its aliases, newest first within a name: of all models, or as a filter keeps.
+
+    ``model`` is a filter (``resolve_model_filter``); a model or version that does not exist is NotFound.
+    """
     query = select(ModelVersion).order_by(ModelVersion.name, ModelVersion.version.desc())
-    if name is not None:
+    name = None
+    if model is not None:
+        ref = resolve_model_filter(session, model)
+        name = ref.name
         query = query.where(ModelVersion.name == name)
+        if ref.number is not None:
+            query = query.where(ModelVersion.version == resolve_model_ref(session, ref).version)
     versions = list(session.scalars(query))
     if name is not None and not versions:
         raise _unknown_model(session, name)
@@ -264,7 +229,7 @@ def _run_summary(session: Session, run: Run) -> dict[str, Any]:
         "id": run.id,
         "status": run.status,
         "adapter": run.adapter,
-        "dataset": f"{dataset.name if dataset else run.dataset_id}@{run.dataset_version}",
+        "dataset": format_ref(dataset.name if dataset else str(run.dataset_id), run.dataset_version),
         "train_slice": run.train_slice,
         "val_slice": run.val_slice,
         "seed": run.seed,
@@ -272,7 +237,7 @@ def _run_summary(session: Session, run: Run) -> dict[str, Any]:
         "code_dirty": run.code_dirty,
         "tracker_run_id": run.tracker_run_id,
         "parent_run_id": run.parent_run_id,
-        "model_versions": [f"{n}@{v}" for n, v in produced],
+        "model_versions": [format_ref(n, v) for n, v in produced],
         "created_at": run.created_at.isoformat(),
     }
 
@@ -282,7 +247,7 @@ def lineage(session: Session, ref: str | ModelRef) -> dict[str, Any]:
     version = resolve_model_ref(session, ref)
     out: dict[str, Any] = {
         "model": {
-            "ref": f"{version.name}@{version.version}",
+            "ref": format_ref(version.name, version.version),
             "adapter": version.adapter,
             "classes": list(version.classes),
             "aliases": sorted(

@@ -27,7 +27,6 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from cvcycle.data.refs import DatasetRef
 from cvcycle.data.selection import Selection, resolve_selection
 from cvcycle.db import Database
 from cvcycle.db.models import Dataset, ModelVersion, Run, utcnow
@@ -35,8 +34,9 @@ from cvcycle.errors import InvalidInput, NotFound
 from cvcycle.models.adapter import TrainProgress, create_adapter
 from cvcycle.models.checkpoint import checkpoint_bytes
 from cvcycle.models.config import TrainConfig
+from cvcycle.refs import DatasetRef, ModelRef, format_ref
 from cvcycle.registry.loading import load_model
-from cvcycle.registry.versions import create_model_version, resolve_model_ref, set_alias
+from cvcycle.registry.versions import create_model_version, resolve_model_filter, resolve_model_ref, set_alias
 from cvcycle.settings import Settings
 from cvcycle.store import BlobStore
 from cvcycle.train.config import ResolvedConfig, parse_sets, read_config_file, resolve_config
@@ -67,7 +67,7 @@ class RunResult:
 
     @property
     def ref(self) -> str:
-        return f"{self.model}@{self.version}"
+        return format_ref(self.model, self.version)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -216,7 +216,7 @@ def _pin_init_from(
             f"this run trains {config.adapter!r}",
             hint="start from a version of the same adapter",
         )
-    pinned = f"{version.name}@{version.version}"
+    pinned = format_ref(version.name, version.version)
     recorded = TrainConfig.model_validate(version.config)
     inherited = {k: recorded.options[k] for k in arch_defaults if k in recorded.options}
     options = {**inherited, **config.options}
@@ -478,14 +478,14 @@ def _summaries(session: Session, runs: Sequence[Run]) -> list[RunSummary]:
     )
     for run_id, name, number in rows:
         if run_id is not None:
-            produced.setdefault(run_id, []).append(f"{name}@{number}")
+            produced.setdefault(run_id, []).append(format_ref(name, number))
     return [
         RunSummary(
             id=r.id,
             status=r.status,
             model=r.model_name,
             adapter=r.adapter,
-            dataset=f"{names.get(r.dataset_id, r.dataset_id)}@{r.dataset_version}",
+            dataset=format_ref(str(names.get(r.dataset_id, r.dataset_id)), r.dataset_version),
             train_slice=r.train_slice,
             val_slice=r.val_slice,
             model_versions=produced.get(r.id, []),
@@ -498,11 +498,17 @@ def _summaries(session: Session, runs: Sequence[Run]) -> list[RunSummary]:
     ]
 
 
-def list_runs(session: Session, model: str | None = None, limit: int = 50) -> list[RunSummary]:
-    """The newest runs (of one model, or of all), newest first."""
+def list_runs(session: Session, model: str | ModelRef | None = None, limit: int = 50) -> list[RunSummary]:
+    """The newest runs first: all, a model's (``detector``), or the one behind a version.
+
+    A version is ``detector@2``, ``detector@latest`` or ``detector:production`` (as it is now).
+    """
     query = select(Run).order_by(Run.id.desc()).limit(limit)
     if model is not None:
-        query = query.where(Run.model_name == model)
+        ref = resolve_model_filter(session, model)
+        query = query.where(Run.model_name == ref.name)
+        if ref.number is not None:
+            query = query.where(Run.id == resolve_model_ref(session, ref).run_id)
     return _summaries(session, list(session.scalars(query)))
 
 

@@ -12,11 +12,11 @@ from sqlalchemy import func, select
 from cvcycle.data.formats.paths import resolve_inside
 from cvcycle.data.interchange import export_coco, import_coco
 from cvcycle.data.labels import BoxInput, add_boxes
-from cvcycle.data.refs import DatasetRef
 from cvcycle.data.versions import commit_version
 from cvcycle.db import Database
 from cvcycle.db.models import Frame, Label, Media
 from cvcycle.errors import InvalidInput
+from cvcycle.refs import DatasetRef
 from cvcycle.store import BlobStore
 
 WHERE = "annotations.json: images[3].file_name"

@@ -8,11 +8,11 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from cvcycle.api.deps import DbDep
-from cvcycle.errors import InvalidInput
 from cvcycle.feedback.feed import event_models, pending_review_frames
 from cvcycle.feedback.reports import sample_review_frames
 from cvcycle.feedback.stats import DEFAULT_GROUP_BY, feedback_stats
 from cvcycle.feedback.throughput import annotation_throughput
+from cvcycle.registry.versions import MODEL_FILTER_HELP
 
 router = APIRouter(prefix="/api/feedback", tags=["feedback"])
 
@@ -23,11 +23,11 @@ def stats(
     group_by: str = Query(
         ",".join(DEFAULT_GROUP_BY), description="Comma-separated: model_name, model_version, source, day."
     ),
-    model: str | None = Query(None, description="Only this model name."),
+    model: str | None = Query(None, description=MODEL_FILTER_HELP),
 ) -> list[dict[str, Any]]:
     """False, inaccurate and missed detection counts and rates per group (see `cvcycle stats`)."""
     keys = [k.strip() for k in group_by.split(",") if k.strip()]
-    return [row.to_json() for row in feedback_stats(db, keys, model_name=model)]
+    return [row.to_json() for row in feedback_stats(db, keys, model=model)]
 
 
 @router.get("/models")
@@ -43,9 +43,7 @@ def review_frames(db: DbDep, limit: int = Query(100, ge=1, le=1_000)) -> list[di
 
 
 class SampleBody(BaseModel):
-    model: str = Field(
-        min_length=1, description="NAME or NAME@VERSION of the model whose empty frames to draw."
-    )
+    model: str = Field(min_length=1, description=f"The model whose empty frames to draw: {MODEL_FILTER_HELP}")
     limit: int = Field(20, ge=1, le=1_000)
     rate: float = Field(1.0, gt=0, le=1)
     min_gap_s: float = Field(0.0, ge=0)
@@ -55,13 +53,9 @@ class SampleBody(BaseModel):
 @router.post("/review-frames/sample")
 def sample_frames(body: SampleBody, db: DbDep) -> list[dict[str, Any]]:
     """Draw more frames where the model saw nothing (never the same image twice)."""
-    name, _, version = body.model.partition("@")
-    if version and not version.isdigit():
-        raise InvalidInput(f"model: {body.model!r} is not NAME or NAME@VERSION")
     drawn = sample_review_frames(
         db,
-        name,
-        int(version) if version else None,
+        body.model,
         limit=body.limit,
         rate=body.rate,
         min_gap_s=body.min_gap_s,

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from cvcycle.api.deps import DbDep
+from cvcycle.refs import ModelRef
 from cvcycle.registry.overview import model_version_page, models_overview
 
 router = APIRouter(prefix="/api/models", tags=["models"])
@@ -22,4 +23,4 @@ def models(db: DbDep) -> list[dict[str, Any]]:
 def model_version(name: str, version: int, db: DbDep) -> dict[str, Any]:
     """Lineage, artifacts, evaluations, verification and the gate report of ``name@version``."""
     with db.read() as session:
-        return model_version_page(session, f"{name}@{version}")
+        return model_version_page(session, ModelRef(name, version))

@@ -14,7 +14,11 @@ router = APIRouter(prefix="/api/runs", tags=["runs"])
 
 @router.get("")
 def runs(
-    db: DbDep, model: str | None = None, limit: int = Query(100, ge=1, le=1_000)
+    db: DbDep,
+    model: str | None = Query(
+        None, description="NAME for its runs; NAME@N, NAME@latest or NAME:ALIAS for the run behind it."
+    ),
+    limit: int = Query(100, ge=1, le=1_000),
 ) -> list[dict[str, Any]]:
     with db.read() as session:
         return [r.to_json() for r in list_runs(session, model, limit)]
