@@ -25,6 +25,7 @@ from rich.progress import (
 
 from cvcycle.db import Database, open_database
 from cvcycle.errors import CvcycleError
+from cvcycle.records import to_jsonable
 from cvcycle.settings import get_settings
 from cvcycle.store import BlobStore, open_store
 
@@ -62,7 +63,8 @@ def store() -> BlobStore:
 
 
 def print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+    """Print records (see :mod:`cvcycle.records`) or plain data as indented JSON."""
+    sys.stdout.write(json.dumps(to_jsonable(data), indent=2, default=str) + "\n")
 
 
 @contextmanager
