@@ -1,4 +1,5 @@
-"""The datasets at a glance: every dataset with its head, and one dataset's versions, slices and summary."""
+"""The datasets at a glance: every dataset with its head, one dataset's versions, slices and summary,
+and the slices of a version with their frame counts."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from cvcycle.data.datasets import get_dataset, resolve_ref
+from cvcycle.data.selection import Selection, resolve_selection
 from cvcycle.data.slices import list_slices
-from cvcycle.data.snapshot import show_dataset
+from cvcycle.data.snapshot import count_frames, show_dataset
 from cvcycle.data.versions import list_versions, working_copy_changes
 from cvcycle.db.models import Dataset, DatasetVersion
 from cvcycle.refs import DatasetRef
@@ -55,3 +57,12 @@ def dataset_overview(session: Session, name: str) -> dict[str, Any]:
         "slices": [s.to_json() for s in list_slices(session, resolve_ref(session, ref))],
         "working_copy": working_copy_changes(session, name),
     }
+
+
+def slices_with_counts(session: Session, dataset: str | DatasetRef) -> list[dict[str, Any]]:
+    """The slices visible at a version (``home``, ``home@3``, ``home@latest``) with their ``frame_count``."""
+    ref = resolve_selection(session, dataset).ref
+    return [
+        {**spec.to_json(), "frame_count": count_frames(session, Selection(ref, spec))}
+        for spec in list_slices(session, ref)
+    ]
