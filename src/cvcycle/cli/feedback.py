@@ -10,7 +10,6 @@ from rich.table import Table
 from cvcycle.annotate.records import TASK_STATUSES
 from cvcycle.annotate.tasks import complete_task, list_tasks, reopen_task
 from cvcycle.cli.common import JsonOption, console, database, err_console, handle_errors, print_json, store
-from cvcycle.errors import InvalidInput
 from cvcycle.feedback.events import list_events, push_events
 from cvcycle.feedback.reports import (
     DEFAULT_DATASET,
@@ -20,7 +19,6 @@ from cvcycle.feedback.reports import (
     sample_review_frames,
 )
 from cvcycle.feedback.stats import DEFAULT_GROUP_BY, GROUP_KEYS, feedback_stats
-from cvcycle.refs import format_ref
 from cvcycle.registry.versions import MODEL_FILTER_HELP
 
 events_app = typer.Typer(help="Events emitted by models in production.", no_args_is_help=True)
@@ -41,12 +39,12 @@ def push(
     """Store the events of a JSONL file. Bad lines are reported (exit 2); the good ones are kept."""
     result = push_events(database(), store(), path)
     if as_json:
-        print_json(result.to_json())
+        print_json(result)
     else:
         console.print(f"kept {result.kept} events, {result.duplicates} already known", highlight=False)
         for error in result.errors:
             err_console.print(f"[red]{error}[/]", highlight=False)
-    if result.errors:
+    if not result.ok:
         raise typer.Exit(2)
 
 
@@ -61,7 +59,7 @@ def events_list(
     """The newest events, with their ids for `cvcycle report`."""
     events = list_events(database(), model=model, source=source, limit=limit)
     if as_json:
-        print_json([e.to_json() for e in events])
+        print_json(events)
         return
     table = Table("event", "time", "source", "model", "detections", "image")
     for e in events:
@@ -70,7 +68,7 @@ def events_list(
             str(e.id),
             e.time.strftime("%Y-%m-%d %H:%M:%S"),
             e.source,
-            format_ref(e.model_name, e.model_version),
+            e.model,
             ", ".join(d["cls"] for d in e.detections) or "-",
             image,
         )
@@ -90,7 +88,7 @@ def sample(
     """Draw frames where the model saw nothing, for operators to check for missed objects."""
     picked = sample_review_frames(database(), model, limit=limit, rate=rate, min_gap_s=min_gap, seed=seed)
     if as_json:
-        print_json([p.to_json() for p in picked])
+        print_json(picked)
         return
     table = Table("event", "source", "time", "image")
     for p in picked:
@@ -111,7 +109,7 @@ def tasks_list(
     """Annotation tasks, oldest first."""
     tasks = list_tasks(database(), status=status, annotator=assignee)
     if as_json:
-        print_json([t.to_json() for t in tasks])
+        print_json(tasks)
         return
     table = Table("task", "status", "dataset", "frame", "events", "reports", "assignee")
     for t in tasks:
@@ -143,7 +141,7 @@ def tasks_done(
     """
     record = complete_task(database(), task, labels, operator=operator)
     if as_json:
-        print_json(record.to_json())
+        print_json(record)
         return
     result = record.result or {}
     console.print(
@@ -164,7 +162,7 @@ def tasks_reopen(
     """Restart an open task from its frame's current boxes, after its work was refused on a changed frame."""
     record = reopen_task(database(), task, operator)
     if as_json:
-        print_json(record.to_json())
+        print_json(record)
         return
     console.print(
         f"task {record.id} reopened on frame {record.frame_id} of {record.dataset} "
@@ -202,7 +200,7 @@ def register(app: typer.Typer) -> None:
             dataset=dataset,
         )
         if as_json:
-            print_json(record.to_json())
+            print_json(record)
             return
         task = f", task {record.task_id} in {record.dataset}" if record.task_id is not None else ""
         console.print(f"report {record.id}: {record.type} on event {event_id}{task}", highlight=False)
@@ -217,12 +215,9 @@ def register(app: typer.Typer) -> None:
         as_json: bool = JsonOption,
     ) -> None:
         """False, inaccurate and missed detection counts and rates per model version, source and day."""
-        group_by = tuple(k.strip() for k in by.split(",") if k.strip())
-        if not group_by and by.strip():
-            raise InvalidInput(f"--by {by!r} names no key")
-        rows = feedback_stats(database(), group_by, model=model)
+        rows = feedback_stats(database(), by, model=model)
         if as_json:
-            print_json([r.to_json() for r in rows])
+            print_json(rows)
             return
         # Two lines a group rather than a table: eleven columns do not fit an 80-column terminal.
         for r in rows:

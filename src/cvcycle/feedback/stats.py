@@ -25,7 +25,7 @@ Rates (None when the denominator is 0):
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import ColumnElement, case, func, select
@@ -66,9 +66,6 @@ class StatsRow:
             return None
         return format_ref(self.model_name, self.model_version)
 
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 def _day(session: Session) -> ColumnElement[str]:
     if session.get_bind().dialect.name == "postgresql":
@@ -81,14 +78,26 @@ def _ratio(num: int, den: int) -> float | None:
     return num / den if den else None
 
 
+def _group_keys(group_by: str | Sequence[str]) -> Sequence[str]:
+    if not isinstance(group_by, str):
+        return group_by
+    keys = [k.strip() for k in group_by.split(",") if k.strip()]
+    if not keys and group_by.strip():
+        raise InvalidInput(f"group by {group_by!r} names no key", hint=f"use {', '.join(GROUP_KEYS)}")
+    return keys
+
+
 def feedback_stats(
-    db: Database, group_by: Sequence[str] = DEFAULT_GROUP_BY, *, model: str | ModelRef | None = None
+    db: Database, group_by: str | Sequence[str] = DEFAULT_GROUP_BY, *, model: str | ModelRef | None = None
 ) -> list[StatsRow]:
     """Counts and rates per group; grouping by model_version also groups by model_name.
 
-    ``model`` keeps the events of one model: of every version of ``detector``, or of the one
-    version ``detector@2``, ``detector@latest`` or ``detector:production`` names now.
+    ``group_by`` is keys of ``GROUP_KEYS``, or their comma-separated text (``"model_version,day"``,
+    as ``cvcycle stats --by`` and the API take it; empty: one group of all events). ``model`` keeps
+    the events of one model: of every version of ``detector``, or of the one version
+    ``detector@2``, ``detector@latest`` or ``detector:production`` names now.
     """
+    group_by = _group_keys(group_by)
     unknown = [k for k in group_by if k not in GROUP_KEYS]
     if unknown:
         raise InvalidInput(
