@@ -25,20 +25,20 @@ def _draft(**parts: Any) -> Draft:
 def test_a_stale_save_is_refused_and_changes_nothing(db: Database, make_medium: Any) -> None:
     medium = make_medium("ds", frames=3)
     task = create_task(db, "ds", frame_id=medium.frame_ids[1], annotators=["ann"])
-    first = open_assignment(db, task.task.id, "ann")
+    first = open_assignment(db, task.id, "ann")
     box = {"id": "a", "cls": "cat", "box": {"x": 1, "y": 2, "w": 10, "h": 10}}
     saved = save_draft(db, first.id, 1, _draft(boxes=[box]), "ann")
     assert saved.rev == 2
     with pytest.raises(Conflict, match="revision 2"):
         save_draft(db, first.id, 1, _draft(boxes=[]), "bob")
-    again = open_assignment(db, task.task.id, "bob")  # no overlap: the same assignment
+    again = open_assignment(db, task.id, "bob")  # no overlap: the same assignment
     assert again.id == first.id and again.rev == 2 and again.draft["boxes"][0]["cls"] == "cat"
 
 
 def test_boxes_outside_the_frame_name_their_field(db: Database, make_medium: Any) -> None:
     medium = make_medium("ds", frames=1)  # 64x48 frames
     task = create_task(db, "ds", frame_id=medium.frame_ids[0])
-    a = open_assignment(db, task.task.id, "ann")
+    a = open_assignment(db, task.id, "ann")
     outside = {"id": "a", "cls": "cat", "box": {"x": 60, "y": 2, "w": 10, "h": 10}}
     with pytest.raises(InvalidInput, match=r"boxes\.0\.box: .* outside the 64x48 frame"):
         save_draft(db, a.id, 1, _draft(boxes=[outside]), "ann")
@@ -56,7 +56,7 @@ def test_accepted_work_replaces_the_frame_boxes_and_keeps_pseudo_sources(
     medium = make_medium("ds", frames=2)
     frame = medium.frame_ids[0]
     task = create_task(db, "ds", frame_id=frame, annotators=["ann"])
-    a = open_assignment(db, task.task.id, "ann")
+    a = open_assignment(db, task.id, "ann")
     boxes = [
         {"id": "p", "cls": "cat", "box": {"x": 1, "y": 1, "w": 5, "h": 5}, "source": "pseudo", "score": 0.7},
         {"id": "h", "cls": "dog", "box": {"x": 20, "y": 10, "w": 8, "h": 9}, "source": "human"},
@@ -80,8 +80,8 @@ def test_overlap_needs_every_annotator_before_acceptance(db: Database, make_medi
     task = create_task(db, "ds", media_id=medium.media_id, annotators=["a", "b"], overlap=2)
     assert task.item.mode == "video"
     with pytest.raises(Conflict, match="2 annotators"):
-        open_assignment(db, task.task.id, "c")
-    a, b = (open_assignment(db, task.task.id, n) for n in ("a", "b"))
+        open_assignment(db, task.id, "c")
+    a, b = (open_assignment(db, task.id, n) for n in ("a", "b"))
     save_draft(db, a.id, 1, _draft(segments=[{"id": "s", "cls": "fall", "start": 0, "end": 2}]), "a")
     submitted = submit_assignment(db, a.id, 2, "a", NO_SPOT_CHECKS)
     assert submitted.status == "submitted" and submitted.review_reason == "overlap"

@@ -49,7 +49,7 @@ def test_an_unlabelled_frame_starts_from_the_production_models_boxes(
     assert all(b["cls"] in CLASSES and 0 <= b["score"] <= 1 for b in expected)
 
     task = create_task(db, "ds", frame_id=medium.frame_ids[0], annotators=["ann"], store=store)
-    draft = open_assignment(db, task.task.id, "ann", store).draft
+    draft = open_assignment(db, task.id, "ann", store).draft
     assert [(b["cls"], b["source"]) for b in draft["boxes"]] == [(b["cls"], "pseudo") for b in expected]
     assert [b["score"] for b in draft["boxes"]] == pytest.approx([b["score"] for b in expected])
 
@@ -64,4 +64,4 @@ def test_a_model_without_a_checkpoint_gives_no_pseudo_labels(
         )
         set_alias(session, "detector", "production", 1)
     task = create_task(db, "ds", frame_id=medium.frame_ids[0], annotators=["ann"], store=store)
-    assert open_assignment(db, task.task.id, "ann", store).draft["boxes"] == []
+    assert open_assignment(db, task.id, "ann", store).draft["boxes"] == []

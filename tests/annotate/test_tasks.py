@@ -128,7 +128,7 @@ def test_bad_labels_leave_the_task_open_and_the_frame_untouched(
     before = _frame_boxes(db)
     with pytest.raises(error, match=message):
         complete_task(db, task_id, path)
-    assert get_task(db, task_id).task.status == "open"
+    assert get_task(db, task_id).status == "open"
     assert _frame_boxes(db) == before
 
 
@@ -161,8 +161,8 @@ def test_two_tasks_on_one_frame_the_second_acceptance_conflicts_and_nothing_is_r
             [BoxInput(frame, "person", 1, 1, 10, 10), BoxInput(frame, "car", 20, 20, 10, 10)],
             author="importer",
         )
-    first = create_task(db, DATASET, frame_id=frame, annotators=["ann"]).task
-    second = create_task(db, DATASET, frame_id=frame, annotators=["bob"]).task
+    first = create_task(db, DATASET, frame_id=frame, annotators=["ann"])
+    second = create_task(db, DATASET, frame_id=frame, annotators=["bob"])
     assert first.base_revision == second.base_revision is not None
     ann = open_assignment(db, first.id, "ann")
     bob = open_assignment(db, second.id, "bob")
@@ -192,7 +192,7 @@ def test_two_tasks_on_one_frame_the_second_acceptance_conflicts_and_nothing_is_r
     assert exc.value.hint and "reopen" in exc.value.hint
     assert _boxes_of(db, frame) == after_first  # nothing lost, nothing re-credited to bob
     detail = get_task(db, second.id)
-    assert detail.task.status == "open" and detail.task.assignments[0].status == "submitted"
+    assert detail.status == "open" and detail.assignments[0].status == "submitted"
 
     # Reopened, bob's draft starts from the frame as it is now; his redone work is then accepted.
     reopened = reopen_task(db, second.id, "rita")
@@ -215,7 +215,7 @@ def test_direct_completion_on_a_changed_frame_is_refused_until_the_task_is_reope
     labels = [{"cls": "person", "box": [0, 0, 5, 5]}, {"cls": "dog", "box": [20, 20, 5, 5]}]
     with pytest.raises(Conflict, match=rf"frame {frame} of dataset 'feedback' changed since"):
         complete_task(db, task_id, labels, operator="anna")
-    assert _boxes_of(db, frame) == before and get_task(db, task_id).task.status == "open"
+    assert _boxes_of(db, frame) == before and get_task(db, task_id).status == "open"
 
     reopen_task(db, task_id, "anna")
     done = complete_task(db, task_id, labels, operator="anna")

@@ -101,7 +101,7 @@ def test_done_on_a_frame_that_another_task_changed_exits_2_with_one_line(
 ) -> None:
     cv("init")
     frame = medium.frame_ids[0]
-    first, second = (create_task(db, "prod", frame_id=frame).task.id for _ in range(2))
+    first, second = (create_task(db, "prod", frame_id=frame).id for _ in range(2))
     anna, bo = tmp_path / "anna.json", tmp_path / "bo.json"
     anna.write_text(json.dumps([{"cls": "person", "box": [1, 1, 10, 10]}]))
     bo.write_text(json.dumps([{"cls": "car", "box": [20, 20, 10, 10]}]))

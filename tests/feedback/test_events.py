@@ -18,6 +18,7 @@ from cvcycle.db.models import Event
 from cvcycle.errors import NotFound
 from cvcycle.feedback.events import EventRecord, PushResult, list_events, push_events
 from cvcycle.media import decode_jpeg
+from cvcycle.refs import format_ref
 from cvcycle.store import BlobStore
 
 Push = Callable[[list[Any]], PushResult]
@@ -73,9 +74,9 @@ def test_bad_lines_are_reported_by_number_and_good_lines_kept(
     first, snap, third = stored
     assert (first.external_id, first.frame_id, first.snapshot_key) == ("a", medium.frame_ids[2], None)
     assert first.detections == [{"cls": "person", "score": 0.9, "box": [4.0, 5.0, 20.0, 30.0]}]
-    assert (first.width, first.height, first.model_name, first.model_version) == (64, 48, "detector", 1)
+    assert (first.width, first.height, first.model) == (64, 48, "detector@1")
     assert first.time == datetime(2026, 11, 25, 10, tzinfo=UTC)
-    assert snap.model_version == 2 and snap.frame_id is None and snap.snapshot_key is not None
+    assert snap.model == "detector@2" and snap.frame_id is None and snap.snapshot_key is not None
     assert (snap.width, snap.height) == (64, 48)
     # The offset is kept as the instant: 13:30+03:00 is 10:30 UTC.
     assert third.time == datetime(2026, 11, 25, 10, 30, tzinfo=UTC)
@@ -115,8 +116,8 @@ def test_snapshots_are_stored_as_jpeg(
     result = push_events(db, store, feed)
     assert result.ok and result.kept == 2
     kept_jpeg, from_png = _events(db)
-    assert store.get_bytes(kept_jpeg.snapshot_key or "", kept_jpeg.snapshot_size or 0) == jpeg
-    data = store.get_bytes(from_png.snapshot_key or "", from_png.snapshot_size or 0)
+    assert store.get_bytes(kept_jpeg.snapshot_key or "") == jpeg
+    data = store.get_bytes(from_png.snapshot_key or "")
     assert data[:2] == b"\xff\xd8"  # re-encoded as JPEG
     assert decode_jpeg(data).shape == (30, 40, 3) and (from_png.width, from_png.height) == (40, 30)
 
@@ -191,7 +192,7 @@ def test_an_event_names_the_model_version_that_emitted_it(
         if isinstance(expected, tuple):
             assert line not in reasons, (model, reasons.get(line))
             e = next(stored)
-            assert (e.model_name, e.model_version) == expected, model
+            assert e.model == format_ref(*expected), model
         else:
             assert expected in reasons[line], (model, reasons[line])
     assert next(stored, None) is None

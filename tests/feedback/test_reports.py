@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from cvcycle.annotate.tasks import list_tasks
+from cvcycle.annotate.tasks import LabelSpec, list_tasks
 from cvcycle.boxes import Box
 from cvcycle.data.ingest import IngestResult
 from cvcycle.data.snapshot import show_dataset
@@ -51,7 +51,7 @@ def test_every_report_type(db: Database, events: list[int], medium: IngestResult
 
     box = Box("person", 1, 2, 22, 30)
     inaccurate = report_event(db, one, "inaccurate_detection", box=box)
-    assert (inaccurate.detection, inaccurate.box) == (0, box)
+    assert (inaccurate.detection, inaccurate.box) == (0, LabelSpec(box.cls, box.xywh()))
 
     missed = report_event(db, empty, "missed_detection", box=parse_box("10,10,15,25,person"), dataset="other")
     assert (missed.detection, missed.dataset, missed.frame_id) == (None, "other", medium.frame_ids[2])

@@ -14,6 +14,7 @@ from cvcycle.errors import InvalidInput
 from cvcycle.feedback.events import PushResult
 from cvcycle.feedback.reports import report_event, sample_review_frames
 from cvcycle.feedback.stats import feedback_stats, parse_group_by
+from cvcycle.records import to_jsonable
 
 Push = Callable[[list[Any]], PushResult]
 BOX = Box("person", 1, 1, 10, 10)
@@ -66,7 +67,7 @@ def _row(**fields: Any) -> dict[str, Any]:
 
 
 def test_counts_and_rates_per_model_version_source_and_day(db: Database, reviewed: None) -> None:
-    rows = [r.to_json() for r in feedback_stats(db)]
+    rows = to_jsonable(feedback_stats(db))
     expected = [
         _row(
             events=4, detections=4, sampled=1, frames_reviewed=4, confirmed=2, false_detection=1,

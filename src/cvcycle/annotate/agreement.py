@@ -9,7 +9,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import combinations
-from typing import Any
+from typing import Annotated
+
+from pydantic import PlainSerializer
+from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from cvcycle.boxes import Box, iou
 
@@ -110,20 +113,25 @@ def segments_tiou(a: Sequence[ClassRange], b: Sequence[ClassRange]) -> float:
     return sum(scores) / len(scores)
 
 
-@dataclass(frozen=True)
+def _rounded(score: float | None) -> float | None:
+    return None if score is None else round(score, 4)
+
+
+# A score, shown to 4 decimals in JSON.
+Score = Annotated[float | None, PlainSerializer(_rounded)]
+
+
+@pydantic_dataclass(frozen=True)
 class Agreement:
+    """Mean pairwise agreement of a task's annotators (None scores below two annotators).
+
+    A pydantic dataclass, so that every serialisation (``records.to_jsonable`` too) rounds the scores.
+    """
+
     annotators: list[str]
     pairs: int
-    boxes_f1: float | None
-    segments_tiou: float | None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "annotators": self.annotators,
-            "pairs": self.pairs,
-            "boxes_f1": None if self.boxes_f1 is None else round(self.boxes_f1, 4),
-            "segments_tiou": None if self.segments_tiou is None else round(self.segments_tiou, 4),
-        }
+    boxes_f1: Score
+    segments_tiou: Score
 
 
 def agreement(

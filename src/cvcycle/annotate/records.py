@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
@@ -60,50 +60,39 @@ class ReviewRecord:
     comment: str
     created_at: datetime
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "reviewer": self.reviewer,
-            "verdict": self.verdict,
-            "comment": self.comment,
-            "created_at": self.created_at.isoformat(),
-        }
-
 
 @dataclass(frozen=True)
-class AssignmentRecord:
+class AssignmentSummary:
+    """An annotator's assignment on a task, without its draft (as a task lists its assignments)."""
+
     id: int
     task_id: int
     annotator: str
     status: str
     rev: int
-    draft: dict[str, Any]
     review_reason: str | None
     updated_at: datetime
     updated_by: str | None
     submitted_at: datetime | None
-    reviews: list[ReviewRecord] = field(default_factory=list)
+    reviews: list[ReviewRecord]
 
-    def to_json(self, with_draft: bool = True) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "id": self.id,
-            "task_id": self.task_id,
-            "annotator": self.annotator,
-            "status": self.status,
-            "rev": self.rev,
-            "review_reason": self.review_reason,
-            "updated_at": self.updated_at.isoformat(),
-            "updated_by": self.updated_by,
-            "submitted_at": self.submitted_at.isoformat() if self.submitted_at else None,
-            "reviews": [r.to_json() for r in self.reviews],
-        }
-        if with_draft:
-            out["draft"] = self.draft
-        return out
+
+@dataclass(frozen=True)
+class AssignmentRecord(AssignmentSummary):
+    """An assignment with its draft (a ``documents.Draft`` as stored)."""
+
+    draft: dict[str, Any]
+
+    def summary(self) -> AssignmentSummary:
+        return AssignmentSummary(**{f.name: getattr(self, f.name) for f in fields(AssignmentSummary)})
 
 
 @dataclass(frozen=True)
 class ItemInfo:
-    """What the task is about: one frame (image mode) or one whole video (video mode)."""
+    """What the task is about: one frame (image mode) or one whole video (video mode).
+
+    ``frame_url`` is the template of the URL of a frame of the medium (``{index}`` in it).
+    """
 
     mode: str  # image | video
     media_id: int
@@ -114,20 +103,7 @@ class ItemInfo:
     fps: float | None
     frame_count: int
     file_name: str
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "mode": self.mode,
-            "media_id": self.media_id,
-            "frame_id": self.frame_id,
-            "frame_index": self.frame_index,
-            "width": self.width,
-            "height": self.height,
-            "fps": self.fps,
-            "frame_count": self.frame_count,
-            "file_name": self.file_name,
-            "frame_url": f"/api/media/{self.media_id}/frames/{{index}}.jpg",
-        }
+    frame_url: str
 
 
 @dataclass(frozen=True)
@@ -149,44 +125,23 @@ class TaskSummary:
     report_types: list[str]
     base_revision: str | None
     result: dict[str, Any] | None
-    assignments: list[AssignmentRecord]
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "kind": self.kind,
-            "status": self.status,
-            "dataset": self.dataset,
-            "mode": self.mode,
-            "frame_id": self.frame_id,
-            "media_id": self.media_id,
-            "overlap": self.overlap,
-            "assignee": self.assignee,
-            "created_at": self.created_at.isoformat(),
-            "done_at": self.done_at.isoformat() if self.done_at else None,
-            "done_by": self.done_by,
-            "event_ids": self.event_ids,
-            "report_ids": self.report_ids,
-            "report_types": self.report_types,
-            "base_revision": self.base_revision,
-            "result": self.result,
-            "assignments": [a.to_json(with_draft=False) for a in self.assignments],
-        }
+    assignments: list[AssignmentSummary]
 
 
 @dataclass(frozen=True)
-class TaskDetail:
-    task: TaskSummary
-    item: ItemInfo
-    box_classes: list[str]
-    action_classes: list[str]
+class TaskClasses:
+    """The classes offered for a task: for boxes and for action segments."""
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            **self.task.to_json(),
-            "item": self.item.to_json(),
-            "classes": {"boxes": self.box_classes, "actions": self.action_classes},
-        }
+    boxes: list[str]
+    actions: list[str]
+
+
+@dataclass(frozen=True)
+class TaskDetail(TaskSummary):
+    """A task with its item and the classes offered for it."""
+
+    item: ItemInfo
+    classes: TaskClasses
 
 
 def assignment_records(session: Session, rows: Sequence[Assignment]) -> list[AssignmentRecord]:
@@ -204,12 +159,12 @@ def assignment_records(session: Session, rows: Sequence[Assignment]) -> list[Ass
             a.annotator,
             a.status,
             a.rev,
-            a.draft,
             a.review_reason,
             as_utc(a.updated_at),
             a.updated_by,
             as_utc(a.submitted_at) if a.submitted_at else None,
             reviews[a.id],
+            a.draft,
         )
         for a in rows
     ]
@@ -255,7 +210,7 @@ def task_summaries(session: Session, tasks: Sequence[Task]) -> list[TaskSummary]
             report_types=[k for _, _, k in reports[t.id]],
             base_revision=t.base_revision,
             result=t.result,
-            assignments=[records[a.id] for a in by_task[t.id]],
+            assignments=[records[a.id].summary() for a in by_task[t.id]],
         )
         for t in tasks
     ]
@@ -267,6 +222,7 @@ def item_info(session: Session, task: Task) -> ItemInfo:
         raise NotFound(f"the frame of task {task.id} no longer exists")
     media = session.get(Media, frame.media_id)
     assert media is not None
+    frame_url = f"/api/media/{media.id}/frames/{{index}}.jpg"
     if task.media_id is not None:
         return ItemInfo(
             "video",
@@ -278,6 +234,7 @@ def item_info(session: Session, task: Task) -> ItemInfo:
             media.fps,
             media.frame_count,
             media.file_name,
+            frame_url,
         )
     return ItemInfo(
         "image",
@@ -289,10 +246,11 @@ def item_info(session: Session, task: Task) -> ItemInfo:
         media.fps,
         media.frame_count,
         media.file_name,
+        frame_url,
     )
 
 
-def _classes(session: Session, task: Task) -> tuple[list[str], list[str]]:
+def _classes(session: Session, task: Task) -> TaskClasses:
     """Classes for the pickers: the production model's first, in its order (its class 0 is the
     usual default), then those the dataset and the task's events use, sorted."""
     model: list[str] = []
@@ -316,12 +274,10 @@ def _classes(session: Session, task: Task) -> tuple[list[str], list[str]]:
     if not actions:  # a dataset without actions yet: offer those used in any dataset
         actions.update(session.scalars(select(Segment.cls).distinct().limit(50)))
     box_classes = model + sorted(boxes - set(model))
-    return box_classes or ["object"], sorted(actions) or ["action"]
+    return TaskClasses(box_classes or ["object"], sorted(actions) or ["action"])
 
 
 def task_detail(session: Session, task: Task) -> TaskDetail:
     """The task with its item and the classes offered for it (what the annotation screen opens with)."""
-    box_classes, action_classes = _classes(session, task)
-    return TaskDetail(
-        task_summaries(session, [task])[0], item_info(session, task), box_classes, action_classes
-    )
+    summary = task_summaries(session, [task])[0]
+    return TaskDetail(**vars(summary), item=item_info(session, task), classes=_classes(session, task))

@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -138,16 +137,11 @@ def submit_assignment(
 
 @dataclass(frozen=True)
 class ReviewItem:
+    """A task in the review queue; ``agreement`` of its annotators for a task with overlap."""
+
     task: TaskSummary
     waiting_for: int  # overlap tasks: assignments not yet submitted
     agreement: Agreement | None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "task": self.task.to_json(),
-            "waiting_for": self.waiting_for,
-            "agreement": self.agreement.to_json() if self.agreement else None,
-        }
 
 
 def review_queue(db: Database, limit: int = 200) -> list[ReviewItem]:

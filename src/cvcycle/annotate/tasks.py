@@ -46,6 +46,7 @@ from cvcycle.annotate.records import (
     task_summaries,
 )
 from cvcycle.annotate.tracks import track_boxes
+from cvcycle.boxes import XYWH
 from cvcycle.data.datasets import get_dataset, lock_dataset
 from cvcycle.data.formats.coco import parse_coco
 from cvcycle.data.labels import (
@@ -72,6 +73,7 @@ from cvcycle.db.models import (
     Task,
 )
 from cvcycle.errors import Conflict, InvalidInput, NotFound
+from cvcycle.records import to_jsonable
 from cvcycle.store import BlobStore
 
 MAX_OVERLAP = 10
@@ -220,13 +222,10 @@ def get_task(db: Database, task_id: int) -> TaskDetail:
 
 @dataclass(frozen=True)
 class LabelSpec:
-    """One box of a finished task: class and pixel ``[x, y, w, h]``."""
+    """A class and a pixel box ``[x, y, w, h]``: a label of a finished task, or the box of a report."""
 
     cls: str
-    box: tuple[float, float, float, float]
-
-    def to_json(self) -> dict[str, Any]:
-        return {"cls": self.cls, "box": list(self.box)}
+    box: XYWH
 
 
 def _label_from_item(item: Any, where: str) -> LabelSpec:
@@ -354,7 +353,7 @@ def complete_task(
             task,
             operator or None,
             {
-                "labels": [s.to_json() for s in specs],
+                "labels": to_jsonable(specs),
                 **written.to_json(),
                 "replaced": written.edited + written.deleted,
             },

@@ -18,8 +18,7 @@ from cvcycle.feedback.reports import (
     report_event,
     sample_review_frames,
 )
-from cvcycle.feedback.stats import DEFAULT_GROUP_BY, GROUP_KEYS, feedback_stats, parse_group_by
-from cvcycle.refs import format_ref
+from cvcycle.feedback.stats import DEFAULT_GROUP_BY, GROUP_KEYS, feedback_stats
 from cvcycle.registry.versions import MODEL_FILTER_HELP
 
 
@@ -35,12 +34,12 @@ def push(
     """Store the events of a JSONL file. Bad lines are reported (exit 2); the good ones are kept."""
     result = push_events(database(), store(), path)
     if as_json:
-        print_json(result.to_json())
+        print_json(result)
     else:
         console.print(f"kept {result.kept} events, {result.duplicates} already known", highlight=False)
         for error in result.errors:
             err_console.print(f"[red]{error}[/]", highlight=False)
-    if result.errors:
+    if not result.ok:
         raise typer.Exit(2)
 
 
@@ -54,7 +53,7 @@ def events_list(
     """The newest events, with their ids for `cvcycle report`."""
     events = list_events(database(), model=model, source=source, limit=limit)
     if as_json:
-        print_json([e.to_json() for e in events])
+        print_json(events)
         return
     table = Table("event", "time", "source", "model", "detections", "image")
     for e in events:
@@ -63,7 +62,7 @@ def events_list(
             str(e.id),
             e.time.strftime("%Y-%m-%d %H:%M:%S"),
             e.source,
-            format_ref(e.model_name, e.model_version),
+            e.model,
             ", ".join(d["cls"] for d in e.detections) or "-",
             image,
         )
@@ -82,7 +81,7 @@ def sample(
     """Draw frames where the model saw nothing, for operators to check for missed objects."""
     picked = sample_review_frames(database(), model, limit=limit, rate=rate, min_gap_s=min_gap, seed=seed)
     if as_json:
-        print_json([p.to_json() for p in picked])
+        print_json(picked)
         return
     table = Table("event", "source", "time", "image")
     for p in picked:
@@ -102,7 +101,7 @@ def tasks_list(
     """Annotation tasks, oldest first."""
     tasks = list_tasks(database(), status=status, annotator=assignee)
     if as_json:
-        print_json([t.to_json() for t in tasks])
+        print_json(tasks)
         return
     table = Table("task", "status", "dataset", "frame", "events", "reports", "assignee")
     for t in tasks:
@@ -133,7 +132,7 @@ def tasks_done(
     """
     record = complete_task(database(), task, labels, operator=operator)
     if as_json:
-        print_json(record.to_json())
+        print_json(record)
         return
     result = record.result or {}
     console.print(
@@ -153,7 +152,7 @@ def tasks_reopen(
     """Restart an open task from its frame's current boxes, after its work was refused on a changed frame."""
     record = reopen_task(database(), task, operator)
     if as_json:
-        print_json(record.to_json())
+        print_json(record)
         return
     console.print(
         f"task {record.id} reopened on frame {record.frame_id} of {record.dataset} "
@@ -185,7 +184,7 @@ def report(
         dataset=dataset,
     )
     if as_json:
-        print_json(record.to_json())
+        print_json(record)
         return
     task = f", task {record.task_id} in {record.dataset}" if record.task_id is not None else ""
     console.print(f"report {record.id}: {record.type} on event {event_id}{task}", highlight=False)
@@ -200,9 +199,9 @@ def stats(
     as_json: bool = JsonOption,
 ) -> None:
     """False, inaccurate and missed detection counts and rates per model version, source and day."""
-    rows = feedback_stats(database(), parse_group_by(by), model=model)
+    rows = feedback_stats(database(), by, model=model)
     if as_json:
-        print_json([r.to_json() for r in rows])
+        print_json(rows)
         return
     # Two lines a group rather than a table: eleven columns do not fit an 80-column terminal.
     for r in rows:

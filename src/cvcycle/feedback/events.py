@@ -28,10 +28,10 @@ import json
 import math
 import re
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from PIL import Image, UnidentifiedImageError
 from sqlalchemy import ColumnElement, and_, bindparam, insert, select, text
@@ -62,84 +62,75 @@ class BadLine(Exception):
 
 @dataclass(frozen=True)
 class LineError:
-    line: int  # 1-based line number in the file
+    """A rejected line of an events file: its 1-based number and why."""
+
+    line: int
     reason: str
 
     def __str__(self) -> str:
         return f"line {self.line}: {self.reason}"
 
-    def to_json(self) -> dict[str, Any]:
-        return {"line": self.line, "reason": self.reason}
 
-
-@dataclass
+@dataclass(frozen=True)
 class PushResult:
-    """What a push did: how many events were stored, skipped as already known, and the bad lines."""
+    """What a push did: how many events were stored, skipped as already known, and the bad lines.
 
-    kept: int = 0
-    duplicates: int = 0
-    errors: list[LineError] = field(default_factory=list)
-    event_ids: list[int] = field(default_factory=list)
+    A push with bad lines is not ``ok`` (the CLI exits 2), but its good lines are kept; it
+    ``failed`` as a whole only when it had bad lines and no line was kept or already known (the
+    API answers 422 with ``failure``).
+    """
+
+    kept: int
+    duplicates: int
+    bad: int  # len(errors)
+    errors: list[LineError]
+    event_ids: list[int]
 
     @property
     def ok(self) -> bool:
         return not self.errors
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "kept": self.kept,
-            "duplicates": self.duplicates,
-            "bad": len(self.errors),
-            "errors": [e.to_json() for e in self.errors],
-            "event_ids": self.event_ids,
-        }
+    @property
+    def failed(self) -> bool:
+        return bool(self.errors) and not self.kept and not self.duplicates
+
+    @property
+    def failure(self) -> str:
+        """Why a push that ``failed`` kept nothing: its first bad lines."""
+        return "no event kept: " + "; ".join(str(e) for e in self.errors[:3])
 
 
 @dataclass(frozen=True)
 class EventRecord:
+    """An event as every shell shows it; ``model`` is ``NAME@VERSION``."""
+
     id: int
     external_id: str | None
     source: str
     time: datetime
-    model_name: str
-    model_version: int
-    detections: list[dict[str, Any]]
+    model: str
+    detections: list[dict[str, Any]]  # Detections.to_json() form
     frame_id: int | None
     snapshot_key: str | None
-    snapshot_size: int | None
     width: int
     height: int
 
     @classmethod
-    def of(cls, row: Event) -> EventRecord:
+    def of(cls, row: Event, **extra: Any) -> Self:
+        """The record of ``row``; ``extra`` fills the fields a subclass adds."""
         return cls(
-            row.id,
-            row.external_id,
-            row.source,
-            as_utc(row.time),
-            row.model_name,
-            row.model_version,
-            list(row.detections),
-            row.frame_id,
-            row.snapshot_key,
-            row.snapshot_size,
-            row.width,
-            row.height,
+            id=row.id,
+            external_id=row.external_id,
+            source=row.source,
+            time=as_utc(row.time),
+            model=format_ref(row.model_name, row.model_version),
+            detections=list(row.detections),
+            frame_id=row.frame_id,
+            snapshot_key=row.snapshot_key,
+            width=row.width,
+            height=row.height,
+            **extra,
         )
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "external_id": self.external_id,
-            "source": self.source,
-            "time": self.time.isoformat(),
-            "model": format_ref(self.model_name, self.model_version),
-            "detections": self.detections,
-            "frame_id": self.frame_id,
-            "snapshot_key": self.snapshot_key,
-            "width": self.width,
-            "height": self.height,
-        }
 
 
 def any_of(session: Session, column: Any, values: Sequence[Any]) -> ColumnElement[bool]:
@@ -414,7 +405,7 @@ def _snapshot_jpeg(data: bytes) -> tuple[bytes, int, int]:
 
 
 def _clip_detections(detections: list[dict[str, Any]], width: int, height: int) -> list[dict[str, Any]]:
-    """Clip boxes to the image; a box wholly outside it is an error. Returns the to_json() form."""
+    """Clip boxes to the image; a box wholly outside it is an error. Returns the Detections.to_json() form."""
     if not detections:
         return []
     names = sorted({d["cls"] for d in detections})
@@ -479,7 +470,8 @@ def push_events(
     and not stored again. ``allow_paths=False`` (an upload from elsewhere) refuses snapshot paths,
     so a client cannot make the server read its own files.
     """
-    result = PushResult()
+    errors: list[LineError] = []
+    duplicates = 0
     numbered, base_dir = _numbered_lines(lines)
     parsed: list[_Parsed] = []
     for number, line in numbered:
@@ -488,7 +480,7 @@ def push_events(
         try:
             parsed.append(_parse_line(number, line))
         except BadLine as exc:
-            result.errors.append(LineError(number, str(exc)))
+            errors.append(LineError(number, str(exc)))
 
     # Snapshots are decoded and stored before the write transaction, so that the database's
     # write lock is not held while images are read; events already known skip that work.
@@ -501,7 +493,7 @@ def push_events(
                 _store_snapshot(p, store, base_dir, allow_paths)
             good.append(p)
         except BadLine as exc:
-            result.errors.append(LineError(p.line, str(exc)))
+            errors.append(LineError(p.line, str(exc)))
 
     with db.write() as session:
         # Asked again: another push may have stored some of these ids since.
@@ -510,19 +502,18 @@ def push_events(
         rows: list[dict[str, Any]] = []
         for p in good:
             if p.external_id is not None and p.external_id in known:
-                result.duplicates += 1
+                duplicates += 1
                 continue
             try:
                 rows.append(_event_row(p, frames))
             except BadLine as exc:
-                result.errors.append(LineError(p.line, str(exc)))
+                errors.append(LineError(p.line, str(exc)))
                 continue
             if p.external_id is not None:
                 known.add(p.external_id)
-        result.event_ids = _insert_events(session, rows)
-        result.kept = len(rows)
-    result.errors.sort(key=lambda e: e.line)
-    return result
+        event_ids = _insert_events(session, rows)
+    errors.sort(key=lambda e: e.line)
+    return PushResult(len(rows), duplicates, len(errors), errors, event_ids)
 
 
 def _known_external_ids(session: Session, ids: list[str]) -> set[str]:

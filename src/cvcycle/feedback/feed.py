@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
 
 from sqlalchemy import case, exists, func, select
 from sqlalchemy.orm import Session
@@ -25,12 +25,10 @@ MAX_FEED_PAGE = 20_000
 
 
 @dataclass(frozen=True)
-class FeedItem:
-    event: EventRecord
-    verdicts: list[str]  # report types given on the event, oldest first
+class FeedItem(EventRecord):
+    """An event of the feed with the verdicts given on it: report types, oldest first."""
 
-    def to_json(self) -> dict[str, Any]:
-        return {**self.event.to_json(), "verdicts": self.verdicts}
+    verdicts: list[str]
 
 
 def _check_limit(limit: int) -> None:
@@ -57,7 +55,7 @@ def _verdicts(session: Session, event_ids: Sequence[int]) -> dict[int, list[str]
 
 def _items(session: Session, rows: Sequence[Event]) -> list[FeedItem]:
     verdicts = _verdicts(session, [r.id for r in rows])
-    return [FeedItem(EventRecord.of(r), verdicts.get(r.id, [])) for r in rows]
+    return [FeedItem.of(r, verdicts=verdicts.get(r.id, [])) for r in rows]
 
 
 def feed_page(db: Database, *, limit: int = 200, before_id: int | None = None) -> list[FeedItem]:
@@ -92,9 +90,6 @@ class Verdict:
     event_id: int
     type: str
 
-    def to_json(self) -> dict[str, Any]:
-        return {"report_id": self.report_id, "event_id": self.event_id, "type": self.type}
-
 
 def newest_report_id(db: Database) -> int:
     """The id of the newest report, 0 when there is none."""
@@ -115,7 +110,30 @@ def verdicts_after(db: Database, after_report_id: int, *, limit: int = 500) -> l
         return [Verdict(int(rid), int(eid), kind) for rid, eid, kind in rows if eid is not None]
 
 
-def event_detail(db: Database, event_id: int) -> dict[str, Any]:
+@dataclass(frozen=True)
+class EventReport:
+    """A report as the event's page lists it: ``box`` is ``[x, y, w, h]`` of class ``cls``."""
+
+    id: int
+    type: str
+    detection: int | None
+    box: list[float] | None
+    cls: str | None
+    operator: str
+    comment: str
+    task_id: int | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class EventDetail(EventRecord):
+    """One event with the classes an operator may pick and every report on it, oldest first."""
+
+    classes: list[str]
+    reports: list[EventReport]
+
+
+def event_detail(db: Database, event_id: int) -> EventDetail:
     """One event with its verdicts (all reports on it) and the classes an operator may pick."""
     with db.read() as session:
         event = get_event(session, event_id)
@@ -126,24 +144,24 @@ def event_detail(db: Database, event_id: int) -> dict[str, Any]:
             )
         )
         seen = sorted({d["cls"] for d in event.detections})
-        return {
-            **EventRecord.of(event).to_json(),
-            "classes": list(classes or []) or seen or ["person"],
-            "reports": [
-                {
-                    "id": r.id,
-                    "type": r.type,
-                    "detection": r.detection,
-                    "box": r.box,
-                    "cls": r.cls,
-                    "operator": r.operator,
-                    "comment": r.comment,
-                    "task_id": r.task_id,
-                    "created_at": as_utc(r.created_at).isoformat(),
-                }
+        return EventDetail.of(
+            event,
+            classes=list(classes or []) or seen or ["person"],
+            reports=[
+                EventReport(
+                    id=r.id,
+                    type=r.type,
+                    detection=r.detection,
+                    box=r.box,
+                    cls=r.cls,
+                    operator=r.operator,
+                    comment=r.comment,
+                    task_id=r.task_id,
+                    created_at=as_utc(r.created_at),
+                )
                 for r in reports
             ],
-        }
+        )
 
 
 def event_image(db: Database, event_id: int) -> tuple[str, int | None]:
@@ -158,8 +176,19 @@ def event_image(db: Database, event_id: int) -> tuple[str, int | None]:
         return frame.blob_key, frame.blob_size
 
 
-def event_models(db: Database) -> list[dict[str, Any]]:
-    """Which model versions emitted events, with counts: ``[{"model": "detector@1", ...}]``."""
+@dataclass(frozen=True)
+class EventModel:
+    """A model version that emitted events: how many, and how many of them were empty."""
+
+    name: str
+    version: int
+    model: str  # NAME@VERSION
+    events: int
+    empty: int
+
+
+def event_models(db: Database) -> list[EventModel]:
+    """Which model versions emitted events, with counts, by name and version."""
     with db.read() as session:
         rows = session.execute(
             select(
@@ -171,13 +200,17 @@ def event_models(db: Database) -> list[dict[str, Any]]:
             .group_by(Event.model_name, Event.model_version)
             .order_by(Event.model_name, Event.model_version)
         )
-        return [
-            {"name": n, "version": v, "model": format_ref(n, v), "events": int(c), "empty": int(e or 0)}
-            for n, v, c, e in rows
-        ]
+        return [EventModel(n, v, format_ref(n, v), int(c), int(e or 0)) for n, v, c, e in rows]
 
 
-def pending_review_frames(db: Database, *, limit: int = 100) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class ReviewFrame(EventRecord):
+    """An event drawn for missed-detection review (``sample_id`` is the draw)."""
+
+    sample_id: int
+
+
+def pending_review_frames(db: Database, *, limit: int = 100) -> list[ReviewFrame]:
     """Frames drawn for missed-detection review that no operator has given a verdict on yet, oldest first."""
     _check_limit(limit)
     with db.read() as session:
@@ -188,4 +221,4 @@ def pending_review_frames(db: Database, *, limit: int = 100) -> list[dict[str, A
             .order_by(ReviewSample.id)
             .limit(limit)
         )
-        return [{"sample_id": int(sid), **EventRecord.of(event).to_json()} for sid, event in rows]
+        return [ReviewFrame.of(event, sample_id=int(sid)) for sid, event in rows]

@@ -25,12 +25,11 @@ import hashlib
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
-from cvcycle.annotate.tasks import open_task
+from cvcycle.annotate.tasks import LabelSpec, open_task
 from cvcycle.boxes import Box, fit_box
 from cvcycle.data.datasets import lock_dataset
 from cvcycle.data.ingest import record_media
@@ -60,32 +59,19 @@ def parse_box(text: str) -> Box:
 
 @dataclass(frozen=True)
 class ReportRecord:
+    """A recorded verdict; ``box`` is the right box of a missed or inaccurate detection."""
+
     id: int
     event_id: int | None
     type: str
     detection: int | None
-    box: Box | None
+    box: LabelSpec | None
     operator: str
     comment: str
     frame_id: int | None
     task_id: int | None
-    dataset: str | None
+    dataset: str | None  # where the task is, when the report opened or joined one
     created_at: datetime
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "event_id": self.event_id,
-            "type": self.type,
-            "detection": self.detection,
-            "box": self.box.to_json() if self.box else None,
-            "operator": self.operator,
-            "comment": self.comment,
-            "frame_id": self.frame_id,
-            "task_id": self.task_id,
-            "dataset": self.dataset,
-            "created_at": self.created_at.isoformat(),
-        }
 
 
 def _check_detection(event: Event, kind: str, detection: int | None) -> int | None:
@@ -217,7 +203,7 @@ def report_event(
             event.id,
             type,
             index,
-            box,
+            LabelSpec(box.cls, box.xywh()) if box else None,
             operator,
             comment,
             frame_id,
@@ -238,18 +224,7 @@ class SampledFrame:
     snapshot_key: str | None
     source: str
     time: datetime
-    model: str
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "event_id": self.event_id,
-            "image_key": self.image_key,
-            "frame_id": self.frame_id,
-            "snapshot_key": self.snapshot_key,
-            "source": self.source,
-            "time": self.time.isoformat(),
-            "model": self.model,
-        }
+    model: str  # NAME@VERSION
 
 
 def image_key(frame_id: int | None, snapshot_key: str | None) -> str:

@@ -25,7 +25,7 @@ Rates (None when the denominator is 0):
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import ColumnElement, case, func, select
@@ -66,9 +66,6 @@ class StatsRow:
             return None
         return format_ref(self.model_name, self.model_version)
 
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 def parse_group_by(text: str) -> tuple[str, ...]:
     """The keys of a comma-separated grouping (``model_version,day``); blank text groups nothing.
@@ -93,13 +90,17 @@ def _ratio(num: int, den: int) -> float | None:
 
 
 def feedback_stats(
-    db: Database, group_by: Sequence[str] = DEFAULT_GROUP_BY, *, model: str | ModelRef | None = None
+    db: Database, group_by: str | Sequence[str] = DEFAULT_GROUP_BY, *, model: str | ModelRef | None = None
 ) -> list[StatsRow]:
     """Counts and rates per group; grouping by model_version also groups by model_name.
 
-    ``model`` keeps the events of one model: of every version of ``detector``, or of the one
-    version ``detector@2``, ``detector@latest`` or ``detector:production`` names now.
+    ``group_by`` is keys of ``GROUP_KEYS``, or their comma-separated text (``"model_version,day"``,
+    as ``cvcycle stats --by`` and the API take it; empty: one group of all events). ``model`` keeps
+    the events of one model: of every version of ``detector``, or of the one version
+    ``detector@2``, ``detector@latest`` or ``detector:production`` names now.
     """
+    if isinstance(group_by, str):
+        group_by = parse_group_by(group_by)
     unknown = [k for k in group_by if k not in GROUP_KEYS]
     if unknown:
         raise InvalidInput(

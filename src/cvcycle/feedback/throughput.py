@@ -9,7 +9,7 @@ sent back. A task finished without the tool (``cvcycle tasks done``) counts for 
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import exists, select
@@ -28,9 +28,6 @@ class ThroughputRow:
     tasks: int  # items finished (submitted assignments, or tasks done without the tool)
     labels: int
     rejected: int
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def _draft_labels(draft: Any) -> int:

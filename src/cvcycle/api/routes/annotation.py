@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Literal
 
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
+from cvcycle.annotate.agreement import Agreement
 from cvcycle.annotate.assignments import get_assignment, open_assignment, save_draft
 from cvcycle.annotate.documents import Draft
+from cvcycle.annotate.records import AssignmentRecord, TaskDetail, TaskSummary
 from cvcycle.annotate.review import (
+    ReviewItem,
     SpotCheck,
     review_assignment,
     review_queue,
@@ -57,15 +61,24 @@ class Verdict(BaseModel):
     comment: str = Field(default="", max_length=5_000)
 
 
+@dataclass(frozen=True)
+class TaskList:
+    tasks: list[TaskSummary]
+
+
+@dataclass(frozen=True)
+class ReviewQueue:
+    items: list[ReviewItem]
+
+
 @router.get("/tasks")
-def tasks(db: DbDep, annotator: str | None = None, status: str | None = None) -> dict[str, Any]:
+def tasks(db: DbDep, annotator: str | None = None, status: str | None = None) -> TaskList:
     """All annotate tasks, or those of ``annotator`` ("my tasks"), newest first."""
-    tasks = list_tasks(db, status, annotator, newest_first=True, limit=500)
-    return {"tasks": [t.to_json() for t in tasks]}
+    return TaskList(list_tasks(db, status, annotator, newest_first=True, limit=500))
 
 
 @router.post("/tasks", status_code=201)
-def new_task(body: NewTask, db: DbDep, store: StoreDep) -> dict[str, Any]:
+def new_task(body: NewTask, db: DbDep, store: StoreDep) -> TaskDetail:
     return create_task(
         db,
         body.dataset,
@@ -74,54 +87,54 @@ def new_task(body: NewTask, db: DbDep, store: StoreDep) -> dict[str, Any]:
         annotators=body.annotators,
         overlap=body.overlap,
         store=store,
-    ).to_json()
+    )
 
 
 @router.get("/tasks/{task_id}")
-def task(task_id: int, db: DbDep) -> dict[str, Any]:
-    return get_task(db, task_id).to_json()
+def task(task_id: int, db: DbDep) -> TaskDetail:
+    return get_task(db, task_id)
 
 
 @router.post("/tasks/{task_id}/reopen")
-def reopen(task_id: int, body: Reopener, db: DbDep) -> dict[str, Any]:
+def reopen(task_id: int, body: Reopener, db: DbDep) -> TaskSummary:
     """Restart an open task from its frame's current boxes (after 409: the frame changed under the work)."""
-    return reopen_task(db, task_id, body.by).to_json()
+    return reopen_task(db, task_id, body.by)
 
 
 @router.post("/tasks/{task_id}/assignments")
-def take_task(task_id: int, body: Taker, db: DbDep, store: StoreDep) -> dict[str, Any]:
+def take_task(task_id: int, body: Taker, db: DbDep, store: StoreDep) -> AssignmentRecord:
     """The annotator's assignment on the task (taken now if there is a free place)."""
-    return open_assignment(db, task_id, body.annotator, store).to_json()
+    return open_assignment(db, task_id, body.annotator, store)
 
 
 @router.get("/tasks/{task_id}/agreement")
-def agreement(task_id: int, db: DbDep) -> dict[str, Any]:
-    return task_agreement(db, task_id).to_json()
+def agreement(task_id: int, db: DbDep) -> Agreement:
+    return task_agreement(db, task_id)
 
 
 @router.get("/assignments/{assignment_id}")
-def assignment(assignment_id: int, db: DbDep) -> dict[str, Any]:
-    return get_assignment(db, assignment_id).to_json()
+def assignment(assignment_id: int, db: DbDep) -> AssignmentRecord:
+    return get_assignment(db, assignment_id)
 
 
 @router.put("/assignments/{assignment_id}/draft")
-def save(assignment_id: int, body: DraftSave, db: DbDep) -> dict[str, Any]:
+def save(assignment_id: int, body: DraftSave, db: DbDep) -> AssignmentRecord:
     """Save the draft made on revision ``rev``; 409 if someone saved since (nothing is overwritten)."""
-    return save_draft(db, assignment_id, body.rev, body.draft, body.author).to_json()
+    return save_draft(db, assignment_id, body.rev, body.draft, body.author)
 
 
 @router.post("/assignments/{assignment_id}/submit")
-def submit(assignment_id: int, body: Submission, db: DbDep, settings: SettingsDep) -> dict[str, Any]:
+def submit(assignment_id: int, body: Submission, db: DbDep, settings: SettingsDep) -> AssignmentRecord:
     spot_check = SpotCheck(settings.spot_check_share, settings.spot_check_seed)
-    return submit_assignment(db, assignment_id, body.rev, body.author, spot_check).to_json()
+    return submit_assignment(db, assignment_id, body.rev, body.author, spot_check)
 
 
 @router.post("/assignments/{assignment_id}/review")
-def review(assignment_id: int, body: Verdict, db: DbDep) -> dict[str, Any]:
-    return review_assignment(db, assignment_id, body.verdict, body.reviewer, body.comment).to_json()
+def review(assignment_id: int, body: Verdict, db: DbDep) -> AssignmentRecord:
+    return review_assignment(db, assignment_id, body.verdict, body.reviewer, body.comment)
 
 
 @router.get("/reviews")
-def reviews(db: DbDep) -> dict[str, Any]:
+def reviews(db: DbDep) -> ReviewQueue:
     """Tasks whose submitted work waits for a reviewer, with the annotators' agreement."""
-    return {"items": [item.to_json() for item in review_queue(db)]}
+    return ReviewQueue(review_queue(db))

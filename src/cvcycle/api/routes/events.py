@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import json
-import threading
-import time
-from collections.abc import AsyncGenerator, AsyncIterator
-from typing import Any, Literal
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass
+from typing import Literal
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
@@ -17,66 +13,23 @@ from starlette.concurrency import run_in_threadpool
 from starlette.formparsers import MultiPartParser
 
 from cvcycle.api.deps import DbDep, SettingsDep, StoreDep
+from cvcycle.api.live import feed_messages, notify_feed
 from cvcycle.boxes import MAX_CLASS_NAME_LENGTH, Box
 from cvcycle.errors import InvalidInput, TooLarge
-from cvcycle.feedback.events import push_events
+from cvcycle.feedback.events import PushResult, push_events
 from cvcycle.feedback.feed import (
+    EventDetail,
+    FeedItem,
     event_detail,
     event_image,
-    feed_after,
     feed_page,
     newest_event_id,
     newest_report_id,
-    verdicts_after,
 )
-from cvcycle.feedback.reports import DEFAULT_DATASET, report_event
+from cvcycle.feedback.reports import DEFAULT_DATASET, ReportRecord, report_event
+from cvcycle.records import to_jsonable
 
 router = APIRouter(prefix="/api/events", tags=["events"])
-
-# The live feed asks the database at least this often, so events pushed by another process
-# (``cvcycle events push``) show up too; events and reports that come through this app wake it at once.
-FEED_POLL_SECONDS = 1.0
-FEED_KEEPALIVE_SECONDS = 15.0
-
-
-class FeedSignal:
-    """Wakes the live feeds of one app when events or reports arrive through it; callable from any thread."""
-
-    def __init__(self) -> None:
-        self._waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
-        self._lock = threading.Lock()
-
-    def subscribe(self) -> tuple[asyncio.AbstractEventLoop, asyncio.Event]:
-        waiter = (asyncio.get_running_loop(), asyncio.Event())
-        with self._lock:
-            self._waiters.add(waiter)
-        return waiter
-
-    def unsubscribe(self, waiter: tuple[asyncio.AbstractEventLoop, asyncio.Event]) -> None:
-        with self._lock:
-            self._waiters.discard(waiter)
-
-    def notify(self) -> None:
-        with self._lock:
-            waiters = list(self._waiters)
-        for loop, event in waiters:
-            loop.call_soon_threadsafe(event.set)
-
-
-_SIGNAL_LOCK = threading.Lock()
-
-
-def feed_signal(request: Request) -> FeedSignal:
-    with _SIGNAL_LOCK:
-        signal: FeedSignal | None = getattr(request.app.state, "feed_signal", None)
-        if signal is None:
-            signal = request.app.state.feed_signal = FeedSignal()
-    return signal
-
-
-def notify_feed(request: Request) -> None:
-    """Tell the live feeds of this app that events or reports arrived."""
-    feed_signal(request).notify()
 
 
 @router.get("")
@@ -84,9 +37,9 @@ def list_feed(
     db: DbDep,
     limit: int = Query(200, ge=1, le=20_000),
     before_id: int | None = Query(None, ge=1),
-) -> list[dict[str, Any]]:
+) -> list[FeedItem]:
     """The newest events first (older than ``before_id`` when given), each with its verdicts."""
-    return [item.to_json() for item in feed_page(db, limit=limit, before_id=before_id)]
+    return feed_page(db, limit=limit, before_id=before_id)
 
 
 @router.get("/stream", response_class=StreamingResponse)
@@ -108,37 +61,9 @@ async def stream_feed(
     report_start = after_report_id
     if report_start is None:
         report_start = await run_in_threadpool(newest_report_id, db)
-
-    async def messages() -> AsyncIterator[str]:
-        last, last_report, sent = start, report_start, 0
-        last_write = time.monotonic()
-        hello = {"after_id": last, "after_report_id": last_report}
-        yield f"retry: 1000\nevent: hello\ndata: {json.dumps(hello)}\n\n"
-        waiter = feed_signal(request).subscribe()
-        wake = waiter[1]
-        try:
-            while not await request.is_disconnected():
-                wake.clear()  # before reading: a notification during the reads wakes the next wait
-                for item in await run_in_threadpool(feed_after, db, last):
-                    last, sent, last_write = item.event.id, sent + 1, time.monotonic()
-                    yield f"id: {last}\nevent: event\ndata: {json.dumps(item.to_json())}\n\n"
-                    if max_events is not None and sent >= max_events:
-                        return
-                for verdict in await run_in_threadpool(verdicts_after, db, last_report):
-                    last_report, sent, last_write = verdict.report_id, sent + 1, time.monotonic()
-                    yield f"event: verdict\ndata: {json.dumps(verdict.to_json())}\n\n"
-                    if max_events is not None and sent >= max_events:
-                        return
-                if time.monotonic() - last_write >= FEED_KEEPALIVE_SECONDS:
-                    last_write = time.monotonic()
-                    yield ": keep-alive\n\n"
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(wake.wait(), timeout=FEED_POLL_SECONDS)
-        finally:
-            feed_signal(request).unsubscribe(waiter)
-
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-    return StreamingResponse(messages(), media_type="text/event-stream", headers=headers)
+    messages = feed_messages(request, db, start, report_start, max_events)
+    return StreamingResponse(messages, media_type="text/event-stream", headers=headers)
 
 
 async def _read_upload(request: Request, limit: int) -> bytes:
@@ -185,8 +110,28 @@ UPLOAD_BODY = {
 }
 
 
-@router.post("", openapi_extra=UPLOAD_BODY)
-async def upload_events(request: Request, db: DbDep, store: StoreDep, settings: SettingsDep) -> Response:
+@dataclass(frozen=True)
+class PushRefused(PushResult):
+    """The 422 answer to an upload of which no line could be kept: the error and the push's figures."""
+
+    error: str
+    hint: str | None
+
+
+@router.post(
+    "",
+    openapi_extra=UPLOAD_BODY,
+    response_model=PushResult,
+    responses={
+        422: {
+            "model": PushRefused,
+            "description": "No line could be kept. (A malformed upload gets only `error` and `hint`.)",
+        }
+    },
+)
+async def upload_events(
+    request: Request, db: DbDep, store: StoreDep, settings: SettingsDep
+) -> PushResult | JSONResponse:
     """Store events sent as JSON Lines (the body, or a form's ``file``); snapshots as base64.
 
     Answers what was kept, the duplicates and the bad lines; 422 when no line could be kept.
@@ -196,15 +141,14 @@ async def upload_events(request: Request, db: DbDep, store: StoreDep, settings: 
     result = await run_in_threadpool(push_events, db, store, lines, allow_paths=False)
     if result.kept:
         notify_feed(request)
-    body = result.to_json()
-    if result.errors and not result.kept and not result.duplicates:
-        first = "; ".join(str(e) for e in result.errors[:3])
-        return JSONResponse({"error": f"no event kept: {first}", "hint": None, **body}, status_code=422)
-    return JSONResponse(body)
+    if result.failed:
+        refused = PushRefused(**vars(result), error=result.failure, hint=None)
+        return JSONResponse(to_jsonable(refused), status_code=422)
+    return result
 
 
 @router.get("/{event_id}")
-def get_event(event_id: int, db: DbDep) -> dict[str, Any]:
+def get_event(event_id: int, db: DbDep) -> EventDetail:
     """One event with the reports on it and the classes its model knows."""
     return event_detail(db, event_id)
 
@@ -237,7 +181,7 @@ class ReportBody(BaseModel):
 
 
 @router.post("/{event_id}/reports", status_code=201)
-def post_report(event_id: int, body: ReportBody, db: DbDep, request: Request) -> dict[str, Any]:
+def post_report(event_id: int, body: ReportBody, db: DbDep, request: Request) -> ReportRecord:
     """An operator's verdict; anything but ``confirmed`` opens (or joins) an annotation task."""
     box = Box(body.box.cls, body.box.x, body.box.y, body.box.w, body.box.h) if body.box else None
     record = report_event(
@@ -251,4 +195,4 @@ def post_report(event_id: int, body: ReportBody, db: DbDep, request: Request) ->
         dataset=body.dataset,
     )
     notify_feed(request)
-    return record.to_json()
+    return record

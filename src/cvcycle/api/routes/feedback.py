@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from cvcycle.api.deps import DbDep
-from cvcycle.feedback.feed import event_models, pending_review_frames
-from cvcycle.feedback.reports import sample_review_frames
-from cvcycle.feedback.stats import DEFAULT_GROUP_BY, feedback_stats, parse_group_by
-from cvcycle.feedback.throughput import annotation_throughput
+from cvcycle.feedback.feed import EventModel, ReviewFrame, event_models, pending_review_frames
+from cvcycle.feedback.reports import SampledFrame, sample_review_frames
+from cvcycle.feedback.stats import DEFAULT_GROUP_BY, StatsRow, feedback_stats
+from cvcycle.feedback.throughput import ThroughputRow, annotation_throughput
 from cvcycle.registry.versions import MODEL_FILTER_HELP
 
 router = APIRouter(prefix="/api/feedback", tags=["feedback"])
@@ -24,19 +22,19 @@ def stats(
         ",".join(DEFAULT_GROUP_BY), description="Comma-separated: model_name, model_version, source, day."
     ),
     model: str | None = Query(None, description=MODEL_FILTER_HELP),
-) -> list[dict[str, Any]]:
+) -> list[StatsRow]:
     """False, inaccurate and missed detection counts and rates per group (see `cvcycle stats`)."""
-    return [row.to_json() for row in feedback_stats(db, parse_group_by(group_by), model=model)]
+    return feedback_stats(db, group_by, model=model)
 
 
 @router.get("/models")
-def models(db: DbDep) -> list[dict[str, Any]]:
+def models(db: DbDep) -> list[EventModel]:
     """Model versions that emitted events, with how many and how many were empty."""
     return event_models(db)
 
 
 @router.get("/review-frames")
-def review_frames(db: DbDep, limit: int = Query(100, ge=1, le=1_000)) -> list[dict[str, Any]]:
+def review_frames(db: DbDep, limit: int = Query(100, ge=1, le=1_000)) -> list[ReviewFrame]:
     """Frames drawn for missed-detection review that still wait for a verdict, oldest first."""
     return pending_review_frames(db, limit=limit)
 
@@ -50,9 +48,9 @@ class SampleBody(BaseModel):
 
 
 @router.post("/review-frames/sample")
-def sample_frames(body: SampleBody, db: DbDep) -> list[dict[str, Any]]:
+def sample_frames(body: SampleBody, db: DbDep) -> list[SampledFrame]:
     """Draw more frames where the model saw nothing (never the same image twice)."""
-    drawn = sample_review_frames(
+    return sample_review_frames(
         db,
         body.model,
         limit=body.limit,
@@ -60,10 +58,9 @@ def sample_frames(body: SampleBody, db: DbDep) -> list[dict[str, Any]]:
         min_gap_s=body.min_gap_s,
         seed=body.seed,
     )
-    return [s.to_json() for s in drawn]
 
 
 @router.get("/throughput")
-def throughput(db: DbDep) -> list[dict[str, Any]]:
+def throughput(db: DbDep) -> list[ThroughputRow]:
     """Finished annotation tasks and labels written per annotator and day."""
-    return [row.to_json() for row in annotation_throughput(db)]
+    return annotation_throughput(db)
