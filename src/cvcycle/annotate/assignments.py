@@ -31,7 +31,6 @@ from cvcycle.db.models import Assignment, Dataset, Event, Label, Report, Segment
 from cvcycle.errors import Conflict, InvalidInput, NotFound
 from cvcycle.store import BlobStore
 
-ASSIGNMENT_STATUSES = ("open", "submitted", "accepted", "rejected")
 _LABEL_ID = re.compile(r"l([0-9]{1,18})")
 
 
@@ -317,10 +316,3 @@ def save_draft(db: Database, assignment_id: int, rev: int, draft: Draft, author:
             session, row, rev, {"draft": checked.model_dump(), "updated_by": author, "status": "open"}
         )
         return assignment_records(session, [row])[0]
-
-
-def annotation_counts(db: Database) -> dict[str, int]:
-    """Assignments per status (for dashboards)."""
-    with db.read() as session:
-        rows = session.execute(select(Assignment.status, func.count()).group_by(Assignment.status))
-        return {status: int(n) for status, n in rows}
