@@ -47,8 +47,8 @@ def test_export_then_import_gives_the_same_counts(db: Database, store: BlobStore
         original = show_dataset(s, DatasetRef("home", 1))
         copy = show_dataset(s, DatasetRef("copy"))
         attributes = [dict(a) for a in s.scalars(select(Media.attributes).where(Media.kind == "image"))]
-    assert copy["frames"] == original["frames"] == 4
-    assert copy["labels"] == original["labels"]
+    assert copy.frames == original.frames == 4
+    assert copy.labels == original.labels
     assert attributes == [{"lighting": "night"}] * 4
 
 

@@ -8,14 +8,14 @@ import typer
 from rich.table import Table
 
 from cvcycle.cli.common import JsonOption, console, database, handle_errors, print_json
-from cvcycle.data.datasets import resolve_ref
+from cvcycle.data.catalog import slice_counts
 from cvcycle.data.manifest import materialize_manifest
-from cvcycle.data.selection import Selection, resolve_selection
-from cvcycle.data.slices import delete_slice, list_slices, save_slice
-from cvcycle.data.snapshot import count_frames, show_dataset
-from cvcycle.data.versions import commit_version, diff_versions, list_versions
+from cvcycle.data.selection import resolve_selection
+from cvcycle.data.slices import delete_slice, save_slice
+from cvcycle.data.snapshot import show_dataset
+from cvcycle.data.versions import KeyedRowsDiff, RowsDiff, commit_version, diff_versions, list_versions
 from cvcycle.errors import InvalidInput
-from cvcycle.refs import DatasetRef, format_ref, parse_dataset_ref
+from cvcycle.refs import format_ref
 from cvcycle.settings import get_settings
 
 app = typer.Typer(no_args_is_help=True)
@@ -44,11 +44,11 @@ def commit(
     with database().write() as session:
         info = commit_version(session, name, message, author)
     if as_json:
-        print_json(info.to_json())
+        print_json(info)
         return
     change = info.stats["change"]
     console.print(
-        f"{format_ref(name, info.number)}: +{change['frames']['added']} frames, "
+        f"{format_ref(name, info.version)}: +{change['frames']['added']} frames, "
         f"+{sum(change['labels']['added'].values())} -{sum(change['labels']['removed'].values())} boxes, "
         f"+{sum(change['segments']['added'].values())} segments",
         highlight=False,
@@ -62,13 +62,13 @@ def log(name: str = typer.Argument(..., help="Dataset name."), as_json: bool = J
     with database().read() as session:
         versions = list_versions(session, name)
     if as_json:
-        print_json([v.to_json() for v in versions])
+        print_json(versions)
         return
     table = Table("version", "created", "frames", "boxes", "segments", "message")
     for v in versions:
         totals = v.stats["totals"]
         table.add_row(
-            str(v.number),
+            str(v.version),
             v.created_at.strftime("%Y-%m-%d %H:%M"),
             str(totals["frames"]),
             str(totals["labels"]),
@@ -93,14 +93,14 @@ def show(
     if as_json:
         print_json(data)
         return
-    where = f"{data['dataset']} (working copy)"
-    if data["version"]:
-        where = format_ref(data["dataset"], data["version"])
-    console.print(f"{where}  slice={data['slice']['name']}", highlight=False)
-    console.print(f"frames {data['frames']}  media {data['media']}  splits {data['splits']}", highlight=False)
-    for kind in ("labels", "segments"):
-        per_class = ", ".join(f"{k}={v}" for k, v in data[kind]["per_class"].items()) or "-"
-        console.print(f"{kind} {data[kind]['total']}: {per_class}", highlight=False)
+    where = f"{data.dataset} (working copy)"
+    if data.version:
+        where = format_ref(data.dataset, data.version)
+    console.print(f"{where}  slice={data.slice.name}", highlight=False)
+    console.print(f"frames {data.frames}  media {data.media}  splits {data.splits}", highlight=False)
+    for kind, counts in (("labels", data.labels), ("segments", data.segments)):
+        per_class = ", ".join(f"{k}={v}" for k, v in counts.per_class.items()) or "-"
+        console.print(f"{kind} {counts.total}: {per_class}", highlight=False)
 
 
 @app.command()
@@ -113,19 +113,15 @@ def diff(
 ) -> None:
     """Frames, boxes, segments and tags added, removed or changed between two versions."""
     with database().read() as session:
-        head = resolve_ref(session, DatasetRef(name)).dataset.head
-        a, b = (_version_arg(old) or head + 1), (_version_arg(new) or head + 1)
-        data = diff_versions(session, name, a, b)
+        data = diff_versions(session, name, _version_arg(old), _version_arg(new))
     if as_json:
         print_json(data)
         return
     console.print(f"{name} {old} -> {new}", highlight=False)
     for kind in ("frames", "labels", "segments", "tags"):
-        part = data[kind]
-        changed = f" ~{part['changed']['count']}" if "changed" in part else ""
-        console.print(
-            f"  {kind:9} +{part['added']['count']} -{part['removed']['count']}{changed}", highlight=False
-        )
+        part: RowsDiff | KeyedRowsDiff = getattr(data, kind)
+        changed = f" ~{part.changed.count}" if isinstance(part, KeyedRowsDiff) else ""
+        console.print(f"  {kind:9} +{part.added.count} -{part.removed.count}{changed}", highlight=False)
 
 
 @app.command()
@@ -136,21 +132,14 @@ def slices(
 ) -> None:
     """The slices of a version with their frame counts."""
     with database().read() as session:
-        resolved = resolve_ref(session, parse_dataset_ref(ref))
-        rows = [
-            {
-                **spec.to_json(),
-                "frame_count": count_frames(session, Selection(resolved, spec)),
-            }
-            for spec in list_slices(session, resolved)
-        ]
+        rows = slice_counts(session, ref)
     if as_json:
         print_json(rows)
         return
     table = Table("slice", "kind", "definition", "frames")
     for row in rows:
-        definition = row.get("filter") or (f"{row['frames']} listed frames" if "frames" in row else "")
-        table.add_row(row["name"], row["kind"], definition, str(row["frame_count"]))
+        definition = row.filter or (f"{row.frames} listed frames" if row.frames is not None else "")
+        table.add_row(row.name, row.kind, definition, str(row.frame_count))
     console.print(table)
 
 
@@ -178,7 +167,7 @@ def slice_cmd(
         else:
             spec = save_slice(session, name, slice_name, filter=filter, frame_ids=frame_ids)
     if as_json:
-        print_json(spec.to_json() if spec else {"deleted": slice_name})
+        print_json(spec.info if spec else {"deleted": slice_name})
     else:
         console.print(f"slice {slice_name} {'deleted' if spec is None else 'saved'} in {name} (working copy)")
 

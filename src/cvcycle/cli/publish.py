@@ -29,10 +29,10 @@ def register(app: typer.Typer) -> None:
         result = publish_model_version(database(), store(), model_ref, repo, max_batch_size=max_batch_size)
         if as_json:
             print_json(result)
-        elif result["changed"]:
-            console.print(f"published {result['ref']} to {result['model_file']}", highlight=False)
+        elif result.changed:
+            console.print(f"published {result.ref} to {result.model_file}", highlight=False)
         else:
-            console.print(f"{result['ref']} is already published in {result['repository']}", highlight=False)
+            console.print(f"{result.ref} is already published in {result.repository}", highlight=False)
 
 
 def register_model_commands(model_app: typer.Typer) -> None:
@@ -54,26 +54,26 @@ def register_model_commands(model_app: typer.Typer) -> None:
         if as_json:
             print_json(result)
         else:
-            report = result["verification"]
+            report = result.verification
             table = Table("output", "max abs", "max rel", "p99 abs", "outside tolerance", "verdict")
-            for out in report["outputs"]:
+            for out in report.outputs:
                 table.add_row(
-                    out["name"],
-                    f"{out['max_abs']:.3g}",
-                    f"{out['max_rel']:.3g}",
-                    f"{out['p99_abs']:.3g}",
-                    out["problem"] or f"{out['mismatched']} of {out['elements']}",
-                    "[green]pass[/]" if out["passed"] else "[red]FAIL[/]",
+                    out.name,
+                    f"{out.max_abs:.3g}",
+                    f"{out.max_rel:.3g}",
+                    f"{out.p99_abs:.3g}",
+                    out.problem or f"{out.mismatched} of {out.elements}",
+                    "[green]pass[/]" if out.passed else "[red]FAIL[/]",
                 )
             console.print(table)
             console.print(
-                f"{result['model']}: ONNX {result['onnx']['size']:,} bytes, verified on {report['samples']} "
-                f"frames of {report['dataset']} slice {report['slice']!r} (rtol {report['rtol']:g}, "
-                f"atol {report['atol']:g}): {'passed' if result['passed'] else 'FAILED'}",
+                f"{result.model}: ONNX {result.onnx.size:,} bytes, verified on {report.samples} "
+                f"frames of {report.dataset} slice {report.slice!r} (rtol {report.rtol:g}, "
+                f"atol {report.atol:g}): {'passed' if result.passed else 'FAILED'}",
                 highlight=False,
             )
-        if not result["passed"]:
+        if not result.passed:
             if not as_json:
-                for line in result["failures"]:
+                for line in result.failures:
                     err_console.print(f"[red]verification failed:[/] {line}", highlight=False)
             raise typer.Exit(1)

@@ -18,7 +18,7 @@ def register(app: typer.Typer) -> None:
         if as_json:
             print_json(result)
             return
-        console.print(f"home      {result['home']}")
-        console.print(f"database  {result['database']}  (schema {result['schema']})")
-        console.print(f"store     {result['store']}")
-        console.print(f"tracking  {result['tracking']}")
+        console.print(f"home      {result.home}")
+        console.print(f"database  {result.database}  (schema {result.schema})")
+        console.print(f"store     {result.store}")
+        console.print(f"tracking  {result.tracking}")

@@ -1,21 +1,55 @@
-"""The datasets at a glance: every dataset with its head, and one dataset's versions, slices and summary."""
+"""The datasets at a glance: every dataset with its head, one dataset's versions, slices and summary,
+and a version's slices with their frame counts."""
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from cvcycle.data.datasets import get_dataset, resolve_ref
-from cvcycle.data.slices import list_slices
-from cvcycle.data.snapshot import show_dataset
-from cvcycle.data.versions import list_versions, working_copy_changes
+from cvcycle.data.selection import Selection
+from cvcycle.data.slices import SliceInfo, list_slices
+from cvcycle.data.snapshot import DatasetSummary, count_frames, show_dataset
+from cvcycle.data.versions import VersionInfo, list_versions, working_copy_changes
 from cvcycle.db.models import Dataset, DatasetVersion
-from cvcycle.refs import DatasetRef
+from cvcycle.refs import DatasetRef, parse_dataset_ref
 
 
-def list_datasets(session: Session) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class DatasetEntry:
+    """A dataset in the list: its head, and the newest commit's message and statistics (None before one)."""
+
+    name: str
+    head: int
+    created_at: datetime
+    message: str | None
+    stats: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class DatasetOverview:
+    """One dataset: its newest version's summary, its versions, slices and uncommitted change."""
+
+    name: str
+    head: int
+    summary: DatasetSummary
+    versions: list[VersionInfo]
+    slices: list[SliceInfo]
+    working_copy: dict[str, Any]  # what a commit would record now, as ``VersionInfo.stats["change"]``
+
+
+@dataclass(frozen=True)
+class SliceCount(SliceInfo):
+    """A slice with how many frames it selects."""
+
+    frame_count: int
+
+
+def list_datasets(session: Session) -> list[DatasetEntry]:
     """Every dataset by name: its head version and the newest commit's message and statistics."""
     newest = (
         select(DatasetVersion.dataset_id, func.max(DatasetVersion.number).label("number"))
@@ -32,26 +66,35 @@ def list_datasets(session: Session) -> list[dict[str, Any]]:
         .order_by(Dataset.name)
     )
     return [
-        {
-            "name": dataset.name,
-            "head": dataset.head,
-            "created_at": dataset.created_at.isoformat(),
-            "message": version.message if version else None,
-            "stats": version.stats if version else None,
-        }
+        DatasetEntry(
+            name=dataset.name,
+            head=dataset.head,
+            created_at=dataset.created_at,
+            message=version.message if version else None,
+            stats=version.stats if version else None,
+        )
         for dataset, version in rows
     ]
 
 
-def dataset_overview(session: Session, name: str) -> dict[str, Any]:
+def dataset_overview(session: Session, name: str) -> DatasetOverview:
     """A dataset: summary of its newest version (or working copy), versions, slices, pending change."""
     dataset = get_dataset(session, name)
     ref = DatasetRef(name, dataset.head) if dataset.head else DatasetRef(name)
-    return {
-        "name": name,
-        "head": dataset.head,
-        "summary": show_dataset(session, ref),
-        "versions": [v.to_json() for v in list_versions(session, name)],
-        "slices": [s.to_json() for s in list_slices(session, resolve_ref(session, ref))],
-        "working_copy": working_copy_changes(session, name),
-    }
+    return DatasetOverview(
+        name=name,
+        head=dataset.head,
+        summary=show_dataset(session, ref),
+        versions=list_versions(session, name),
+        slices=[s.info for s in list_slices(session, resolve_ref(session, ref))],
+        working_copy=working_copy_changes(session, name),
+    )
+
+
+def slice_counts(session: Session, ref: str | DatasetRef) -> list[SliceCount]:
+    """The slices of a version (``NAME@V``, or ``NAME`` for the working copy) with their frame counts."""
+    resolved = resolve_ref(session, parse_dataset_ref(ref) if isinstance(ref, str) else ref)
+    return [
+        SliceCount(**asdict(spec.info), frame_count=count_frames(session, Selection(resolved, spec)))
+        for spec in list_slices(session, resolved)
+    ]

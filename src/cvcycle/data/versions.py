@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import ColumnElement, and_, delete, func, or_, select
 from sqlalchemy.orm import Session
 
@@ -48,22 +49,77 @@ def removed_between(model: VersionedModel, old: int, new: int) -> ColumnElement[
 
 @dataclass(frozen=True)
 class VersionInfo:
+    """A committed version: its message, author, time and ``stats`` (``totals`` and ``change``)."""
+
     dataset: str
-    number: int
+    version: int
     message: str
     author: str
     created_at: datetime
     stats: dict[str, Any]
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "dataset": self.dataset,
-            "version": self.number,
-            "message": self.message,
-            "author": self.author,
-            "created_at": self.created_at.isoformat(),
-            "stats": self.stats,
-        }
+
+@dataclass(frozen=True)
+class RowIds:
+    """Rows of one table on one side of a diff: how many, and their ids."""
+
+    count: int
+    ids: list[int]
+
+
+@dataclass(frozen=True)
+class ClassedRowIds:
+    """Rows of a table whose rows carry a class: how many, their ids, and how many per class."""
+
+    count: int
+    ids: list[int]
+    per_class: dict[str, int]
+
+
+@dataclass(frozen=True)
+class ChangedRow:
+    """One row edited between the versions: its stable key, and its row id on either side."""
+
+    key: int
+    old_id: int
+    new_id: int
+
+
+@dataclass(frozen=True)
+class ChangedRows:
+    count: int
+    items: list[ChangedRow]
+
+
+@dataclass(frozen=True)
+class RowsDiff:
+    """Frames or tags added and removed."""
+
+    added: RowIds
+    removed: RowIds
+
+
+@dataclass(frozen=True)
+class KeyedRowsDiff:
+    """Labels or segments added, removed, and changed (the same key with another row)."""
+
+    added: ClassedRowIds
+    removed: ClassedRowIds
+    changed: ChangedRows
+
+
+class DatasetDiff(BaseModel):
+    """What changed from version ``from`` to ``to`` of a dataset (either may be the working copy)."""
+
+    model_config = ConfigDict(frozen=True, validate_by_name=True)
+
+    dataset: str
+    old: int = Field(alias="from")
+    new: int = Field(alias="to")
+    frames: RowsDiff
+    labels: KeyedRowsDiff
+    segments: KeyedRowsDiff
+    tags: RowsDiff
 
 
 def _class_counts(session: Session, model: type[Label] | type[Segment], where: Any) -> Counter[str]:
@@ -189,10 +245,21 @@ def _ids(session: Session, column: Any, where: Any) -> list[int]:
     return [int(i) for i in session.scalars(select(column).where(where).order_by(column))]
 
 
+def _classed(rows: dict[int, tuple[int, str]]) -> ClassedRowIds:
+    return ClassedRowIds(
+        count=len(rows),
+        ids=sorted(int(i) for i, _ in rows.values()),
+        per_class=dict(sorted(Counter(c for _, c in rows.values()).items())),
+    )
+
+
 def _diff_keyed(
-    session: Session, model: type[Label] | type[Segment], dataset_id: int, old: int, new: int
-) -> dict[str, Any]:
-    """Added, removed and changed rows of a table whose rows carry a stable ``key`` across edits."""
+    session: Session, model: type[Label] | type[Segment], dataset_id: int, old: int, new: int, backwards: bool
+) -> KeyedRowsDiff:
+    """Added, removed and changed rows of a table whose rows carry a stable ``key`` across edits.
+
+    ``old`` < ``new``; ``backwards`` reports the change from ``new`` to ``old`` instead.
+    """
     mine = model.dataset_id == dataset_id
     columns = (model.key, model.id, model.cls)
     added = {
@@ -203,71 +270,51 @@ def _diff_keyed(
         for k, i, c in session.execute(select(*columns).where(mine, removed_between(model, old, new)))
     }
     changed_keys = sorted(set(added) & set(removed))
-    changed = [
-        {"key": int(k), "old_id": int(removed[k][0]), "new_id": int(added[k][0])} for k in changed_keys
-    ]
+    before, after = (added, removed) if backwards else (removed, added)
+    changed = [ChangedRow(int(k), int(before[k][0]), int(after[k][0])) for k in changed_keys]
     for key in changed_keys:
         del added[key]
         del removed[key]
-    return {
-        "added": {
-            "count": len(added),
-            "ids": sorted(int(i) for i, _ in added.values()),
-            "per_class": dict(sorted(Counter(c for _, c in added.values()).items())),
-        },
-        "removed": {
-            "count": len(removed),
-            "ids": sorted(int(i) for i, _ in removed.values()),
-            "per_class": dict(sorted(Counter(c for _, c in removed.values()).items())),
-        },
-        "changed": {"count": len(changed), "items": changed},
-    }
+    if backwards:
+        added, removed = removed, added
+    return KeyedRowsDiff(_classed(added), _classed(removed), ChangedRows(len(changed), changed))
 
 
-def diff_versions(session: Session, name: str, old: int, new: int) -> dict[str, Any]:
+def _diff_plain(
+    session: Session, model: VersionedModel, column: Any, dataset_id: int, old: int, new: int, backwards: bool
+) -> RowsDiff:
+    """Added and removed ids (``column``) of a table: ``old`` < ``new``, reported backwards if asked."""
+    mine = model.dataset_id == dataset_id
+    added = _ids(session, column, and_(mine, added_between(model, old, new)))
+    removed = _ids(session, column, and_(mine, removed_between(model, old, new)))
+    if backwards:
+        added, removed = removed, added
+    return RowsDiff(RowIds(len(added), added), RowIds(len(removed), removed))
+
+
+def diff_versions(session: Session, name: str, old: int | None, new: int | None) -> DatasetDiff:
     """Frames, labels, segments and tags added, removed or changed from version ``old`` to ``new``.
 
-    Either side may be the working copy (``head + 1``). Reads only the rows of the change.
+    Either side may be the working copy: None, or its number ``head + 1``. Reads only the rows of
+    the change.
     """
+    dataset = get_dataset(session, name)
+    old = dataset.head + 1 if old is None else old
+    new = dataset.head + 1 if new is None else new
     if old == new:
         raise InvalidInput(f"cannot diff version {old} with itself", hint="give two different versions")
-    dataset = get_dataset(session, name)
     for number in (old, new):
         if number != dataset.head + 1:  # head + 1 is the working copy
             resolve_ref(session, DatasetRef(name, number))
-    direction = 1
-    if old > new:
-        old, new, direction = new, old, -1
-    mine = DatasetFrame.dataset_id == dataset.id
-    frames_added = _ids(session, DatasetFrame.frame_id, and_(mine, added_between(DatasetFrame, old, new)))
-    frames_removed = _ids(session, DatasetFrame.frame_id, and_(mine, removed_between(DatasetFrame, old, new)))
-    labels = _diff_keyed(session, Label, dataset.id, old, new)
-    segments = _diff_keyed(session, Segment, dataset.id, old, new)
-    tags_mine = Tag.dataset_id == dataset.id
-    tags_added = _ids(session, Tag.id, and_(tags_mine, added_between(Tag, old, new)))
-    tags_removed = _ids(session, Tag.id, and_(tags_mine, removed_between(Tag, old, new)))
-    frames = {
-        "added": {"count": len(frames_added), "ids": frames_added},
-        "removed": {"count": len(frames_removed), "ids": frames_removed},
-    }
-    tags = {
-        "added": {"count": len(tags_added), "ids": tags_added},
-        "removed": {"count": len(tags_removed), "ids": tags_removed},
-    }
-    if direction < 0:
-        # Diffing backwards: what the newer version added, the older one lacks.
-        for part in (frames, labels, segments, tags):
-            part["added"], part["removed"] = part["removed"], part["added"]
-        for keyed in (labels, segments):
-            for item in keyed["changed"]["items"]:
-                item["old_id"], item["new_id"] = item["new_id"], item["old_id"]
-        old, new = new, old
-    return {
-        "dataset": name,
-        "from": old,
-        "to": new,
-        "frames": frames,
-        "labels": labels,
-        "segments": segments,
-        "tags": tags,
-    }
+    # Diffing backwards: what the newer version added, the older one lacks.
+    backwards = old > new
+    low, high = min(old, new), max(old, new)
+    return DatasetDiff(
+        dataset=name,
+        old=old,
+        new=new,
+        frames=_diff_plain(session, DatasetFrame, DatasetFrame.frame_id, dataset.id, low, high, backwards),
+        labels=_diff_keyed(session, Label, dataset.id, low, high, backwards),
+        segments=_diff_keyed(session, Segment, dataset.id, low, high, backwards),
+        tags=_diff_plain(session, Tag, Tag.id, dataset.id, low, high, backwards),
+    )
