@@ -82,6 +82,23 @@ def test_diff_reports_added_removed_and_changed_with_ids(db: Database, make_medi
     assert to_jsonable(back)["from"] == 2 and to_jsonable(back)["to"] == 1
 
 
+def test_a_diff_side_is_a_number_or_the_working_copy(db: Database, make_medium) -> None:  # type: ignore[no-untyped-def]
+    make_medium("home", 2)
+    with db.write() as s:
+        commit_version(s, "home", "v1")
+    added = make_medium("home", 1)
+    with db.read() as s:
+        diffs = [diff_versions(s, "home", old, new) for old, new in [(1, 2), ("1", "working"), (1, "wc")]]
+        assert all(d == diffs[0] for d in diffs) and (diffs[0].old, diffs[0].new) == (1, 2)
+        assert diffs[0].frames.added.ids == added.frame_ids
+        with pytest.raises(InvalidInput, match="version 'x' is not a number"):
+            diff_versions(s, "home", "x", "working")
+        with pytest.raises(InvalidInput, match="cannot diff version 2 with itself"):
+            diff_versions(s, "home", "working", 2)
+        with pytest.raises(NotFound, match="version 3 of dataset 'home' does not exist"):
+            diff_versions(s, "home", 1, 3)
+
+
 def test_nothing_to_commit_is_refused(db: Database, make_medium) -> None:  # type: ignore[no-untyped-def]
     make_medium("home", 2)
     with db.write() as s:

@@ -112,17 +112,16 @@ def test_a_run_without_validation_frames_cannot_verify(
 def test_the_model_export_command(
     db: Database, store: BlobStore, home: Path, make_medium: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from cvcycle.cli.publish import register_model_commands
+    from cvcycle.cli.models import register
     from cvcycle.settings import get_settings
 
     monkeypatch.setenv("CVCYCLE_STORE_URL", store.url)  # the command reads the frames the test made
     get_settings.cache_clear()
     register_detector(db, store, make_medium)
-    model_app = typer.Typer()
-    register_model_commands(model_app)
-    model_app.command("noop")(lambda: None)  # a second command, so that Typer keeps `export` as one
-    result = CliRunner().invoke(model_app, ["export", "detector@1", "--frames", "4", "--json"])
+    app = typer.Typer()
+    register(app)
+    result = CliRunner().invoke(app, ["model", "export", "detector@1", "--frames", "4", "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["verification"]["samples"] == 4
-    result = CliRunner().invoke(model_app, ["export", "detector@9"])
+    result = CliRunner().invoke(app, ["model", "export", "detector@9"])
     assert result.exit_code == 2

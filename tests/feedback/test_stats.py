@@ -13,7 +13,7 @@ from cvcycle.db import Database
 from cvcycle.errors import InvalidInput
 from cvcycle.feedback.events import PushResult
 from cvcycle.feedback.reports import report_event, sample_review_frames
-from cvcycle.feedback.stats import feedback_stats
+from cvcycle.feedback.stats import feedback_stats, parse_group_by
 
 Push = Callable[[list[Any]], PushResult]
 BOX = Box("person", 1, 1, 10, 10)
@@ -106,3 +106,22 @@ def test_other_groupings(db: Database, reviewed: None) -> None:
     assert feedback_stats(db, ("source",), model="nobody") == []
     with pytest.raises(InvalidInput, match="'camera'"):
         feedback_stats(db, ("camera",))
+
+
+@pytest.mark.parametrize(
+    ("text", "keys"),
+    [
+        ("model_version,source,day", ("model_version", "source", "day")),
+        (" day , source ", ("day", "source")),
+        ("model_name,,day", ("model_name", "day")),
+        ("", ()),
+        ("  ", ()),
+    ],
+)
+def test_a_grouping_is_read_from_comma_separated_keys(text: str, keys: tuple[str, ...]) -> None:
+    assert parse_group_by(text) == keys
+
+
+def test_a_grouping_of_commas_names_no_key() -> None:
+    with pytest.raises(InvalidInput, match="names no key"):
+        parse_group_by(" , ,")

@@ -31,6 +31,21 @@ def test_serve_command_names_a_missing_repository(tmp_path: Path) -> None:
     assert f"model repository {tmp_path / 'nowhere'} does not exist" in output
 
 
+def test_the_module_names_a_missing_repository_in_one_line(tmp_path: Path) -> None:
+    """``python -m cvcycle.serve`` takes ``cvcycle serve``'s flags, aliases included."""
+    missing = tmp_path / "nowhere"
+    command = [sys.executable, "-m", "cvcycle.serve", "--repo", str(missing), "--http-port", "0"]
+    for poll in (["--poll", "0"], ["--repository-poll-secs", "0"], ["--poll-interval", "0"]):
+        result = subprocess.run([*command, *poll], capture_output=True, text=True, check=False)
+        assert result.returncode == 2, result.stderr
+        assert result.stdout == ""
+        error, hint = result.stderr.splitlines()
+        assert error == f"error: model repository {missing} does not exist"
+        assert hint.startswith("hint: ")
+    unknown = subprocess.run([*command, "--no-such-flag"], capture_output=True, text=True, check=False)
+    assert unknown.returncode == 2 and "No such option" in unknown.stderr
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from cvcycle.cli.common import JsonOption, console, database, handle_errors, print_json
-from cvcycle.data.catalog import slice_counts
+from cvcycle.data.catalog import slices_with_counts
 from cvcycle.data.manifest import materialize_manifest
 from cvcycle.data.selection import resolve_selection
 from cvcycle.data.slices import delete_slice, save_slice
@@ -18,21 +18,7 @@ from cvcycle.errors import InvalidInput
 from cvcycle.refs import format_ref
 from cvcycle.settings import get_settings
 
-app = typer.Typer(no_args_is_help=True)
 
-
-def _version_arg(text: str) -> int | None:
-    """A diff side: a number, or ``working`` for the working copy."""
-    if text in ("working", "wc"):
-        return None
-    if not text.isdigit():
-        raise InvalidInput(
-            f"version {text!r} is not a number", hint="give N, or 'working' for the working copy"
-        )
-    return int(text)
-
-
-@app.command()
 @handle_errors
 def commit(
     name: str = typer.Argument(..., help="Dataset name."),
@@ -55,7 +41,6 @@ def commit(
     )
 
 
-@app.command()
 @handle_errors
 def log(name: str = typer.Argument(..., help="Dataset name."), as_json: bool = JsonOption) -> None:
     """The versions of a dataset, newest first."""
@@ -78,7 +63,6 @@ def log(name: str = typer.Argument(..., help="Dataset name."), as_json: bool = J
     console.print(table)
 
 
-@app.command()
 @handle_errors
 def show(
     ref: str = typer.Argument(..., help="NAME@V, NAME@latest, or NAME for the working copy."),
@@ -103,7 +87,6 @@ def show(
         console.print(f"{kind} {counts.total}: {per_class}", highlight=False)
 
 
-@app.command()
 @handle_errors
 def diff(
     name: str = typer.Argument(..., help="Dataset name."),
@@ -113,7 +96,7 @@ def diff(
 ) -> None:
     """Frames, boxes, segments and tags added, removed or changed between two versions."""
     with database().read() as session:
-        data = diff_versions(session, name, _version_arg(old), _version_arg(new))
+        data = diff_versions(session, name, old, new)
     if as_json:
         print_json(data)
         return
@@ -124,7 +107,6 @@ def diff(
         console.print(f"  {kind:9} +{part.added.count} -{part.removed.count}{changed}", highlight=False)
 
 
-@app.command()
 @handle_errors
 def slices(
     ref: str = typer.Argument(..., help="NAME@V, NAME@latest, or NAME for the working copy."),
@@ -132,7 +114,7 @@ def slices(
 ) -> None:
     """The slices of a version with their frame counts."""
     with database().read() as session:
-        rows = slice_counts(session, ref)
+        rows = slices_with_counts(session, ref)
     if as_json:
         print_json(rows)
         return
@@ -143,7 +125,6 @@ def slices(
     console.print(table)
 
 
-@app.command("slice")
 @handle_errors
 def slice_cmd(
     name: str = typer.Argument(..., help="Dataset name."),
@@ -172,7 +153,6 @@ def slice_cmd(
         console.print(f"slice {slice_name} {'deleted' if spec is None else 'saved'} in {name} (working copy)")
 
 
-@app.command()
 @handle_errors
 def materialize(
     ref: str = typer.Argument(..., help="NAME@V or NAME@latest."),
@@ -188,3 +168,15 @@ def materialize(
         return
     state = "cached" if manifest.cached else "written"
     console.print(f"{manifest.path} ({state}): {manifest.frames} frames, {manifest.boxes} boxes")
+
+
+def register(app: typer.Typer) -> None:
+    group = typer.Typer(no_args_is_help=True)
+    group.command()(commit)
+    group.command()(log)
+    group.command()(show)
+    group.command()(diff)
+    group.command()(slices)
+    group.command("slice")(slice_cmd)
+    group.command()(materialize)
+    app.add_typer(group, name="dataset", help="Versions, diffs, slices and manifests of datasets.")

@@ -20,44 +20,42 @@ def _print_stage(stage: Stage) -> None:
     console.print(f"[bold]{stage.seconds:7.2f}s[/]  {stage.kind:10}  {stage.name}", highlight=False)
 
 
-def register(app: typer.Typer) -> None:
-    @app.command()
-    @handle_errors
-    def demo(
-        home: Path | None = typer.Option(
-            None, "--home", help="A new directory for the demo (default <home>/demo)."
+@handle_errors
+def demo(
+    home: Path | None = typer.Option(
+        None, "--home", help="A new directory for the demo (default <home>/demo)."
+    ),
+    json_out: Path | None = typer.Option(
+        None, "--json-out", help="Write stage timings, gate and rates here."
+    ),
+    epochs: int = typer.Option(
+        DemoOptions.train_epochs, "--epochs", min=1, help="Training epochs of detector@1."
+    ),
+    finetune_epochs: int = typer.Option(
+        DemoOptions.finetune_epochs, "--finetune-epochs", min=1, help="Epochs of detector@2 (from @1)."
+    ),
+    train_seconds: float | None = typer.Option(
+        None, "--train-seconds", help="Cap on training time per model."
+    ),
+    seed: int = typer.Option(1, "--seed"),
+) -> None:
+    """Train, serve, collect operator feedback, retrain, gate, redeploy, and measure the change."""
+    base = get_settings()
+    target = (home or base.home / "demo").expanduser().resolve()
+    if target.exists() and any(target.iterdir()):
+        raise InvalidInput(f"{target} is not empty", hint="give --home a new directory, or remove it")
+    settings = Settings(home=target)
+    report = run_demo(
+        settings,
+        DemoOptions(
+            seed=seed, train_epochs=epochs, finetune_epochs=finetune_epochs, train_seconds=train_seconds
         ),
-        json_out: Path | None = typer.Option(
-            None, "--json-out", help="Write stage timings, gate and rates here."
-        ),
-        epochs: int = typer.Option(
-            DemoOptions.train_epochs, "--epochs", min=1, help="Training epochs of detector@1."
-        ),
-        finetune_epochs: int = typer.Option(
-            DemoOptions.finetune_epochs, "--finetune-epochs", min=1, help="Epochs of detector@2 (from @1)."
-        ),
-        train_seconds: float | None = typer.Option(
-            None, "--train-seconds", help="Cap on training time per model."
-        ),
-        seed: int = typer.Option(1, "--seed"),
-    ) -> None:
-        """Train, serve, collect operator feedback, retrain, gate, redeploy, and measure the change."""
-        base = get_settings()
-        target = (home or base.home / "demo").expanduser().resolve()
-        if target.exists() and any(target.iterdir()):
-            raise InvalidInput(f"{target} is not empty", hint="give --home a new directory, or remove it")
-        settings = Settings(home=target)
-        report = run_demo(
-            settings,
-            DemoOptions(
-                seed=seed, train_epochs=epochs, finetune_epochs=finetune_epochs, train_seconds=train_seconds
-            ),
-            on_stage=_print_stage,
-        )
-        print_report(report)
-        if json_out:
-            json_out.write_text(json.dumps(report.to_json(), indent=2, default=str))
-            console.print(f"written: {json_out}")
+        on_stage=_print_stage,
+    )
+    print_report(report)
+    if json_out:
+        json_out.write_text(json.dumps(report.to_json(), indent=2, default=str))
+        console.print(f"written: {json_out}")
 
 
 def _pct(value: float | None) -> str:
@@ -100,3 +98,7 @@ def print_report(report: DemoReport) -> None:
         f"rendering the synthetic world {totals['simulation']:.1f}s",
         highlight=False,
     )
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(demo)

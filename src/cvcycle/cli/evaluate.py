@@ -26,11 +26,6 @@ GATE_EPILOG = (
 )
 
 
-def register(app: typer.Typer) -> None:
-    app.command("evaluate")(evaluate)
-    app.command("gate", epilog=GATE_EPILOG)(gate)
-
-
 @handle_errors
 def evaluate(
     model_ref: str = typer.Argument(..., help="The model: detector@3 or detector:production."),
@@ -110,3 +105,8 @@ def gate(
         console.print(f"written: {markdown_path}, {json_path}", highlight=False)
     if not report.passed:
         raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("evaluate")(evaluate)
+    app.command("gate", epilog=GATE_EPILOG)(gate)

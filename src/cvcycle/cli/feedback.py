@@ -10,7 +10,6 @@ from rich.table import Table
 from cvcycle.annotate.records import TASK_STATUSES
 from cvcycle.annotate.tasks import complete_task, list_tasks, reopen_task
 from cvcycle.cli.common import JsonOption, console, database, err_console, handle_errors, print_json, store
-from cvcycle.errors import InvalidInput
 from cvcycle.feedback.events import list_events, push_events
 from cvcycle.feedback.reports import (
     DEFAULT_DATASET,
@@ -19,20 +18,15 @@ from cvcycle.feedback.reports import (
     report_event,
     sample_review_frames,
 )
-from cvcycle.feedback.stats import DEFAULT_GROUP_BY, GROUP_KEYS, feedback_stats
+from cvcycle.feedback.stats import DEFAULT_GROUP_BY, GROUP_KEYS, feedback_stats, parse_group_by
 from cvcycle.refs import format_ref
 from cvcycle.registry.versions import MODEL_FILTER_HELP
-
-events_app = typer.Typer(help="Events emitted by models in production.", no_args_is_help=True)
-review_app = typer.Typer(help="Frames for operators to review.", no_args_is_help=True)
-tasks_app = typer.Typer(help="Annotation tasks opened by reports.", no_args_is_help=True)
 
 
 def _rate(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
 
 
-@events_app.command("push")
 @handle_errors
 def push(
     path: Path = typer.Argument(..., help="A JSON Lines file of events."),
@@ -50,7 +44,6 @@ def push(
         raise typer.Exit(2)
 
 
-@events_app.command("list")
 @handle_errors
 def events_list(
     model: str | None = typer.Option(None, "--model", help=MODEL_FILTER_HELP),
@@ -77,7 +70,6 @@ def events_list(
     console.print(table)
 
 
-@review_app.command("sample")
 @handle_errors
 def sample(
     model: str = typer.Option(..., "--model", help=MODEL_FILTER_HELP),
@@ -99,7 +91,6 @@ def sample(
     console.print(f"{len(picked)} frames sampled for review", highlight=False)
 
 
-@tasks_app.command("list")
 @handle_errors
 def tasks_list(
     status: str | None = typer.Option(None, "--status", help=f"One of {', '.join(TASK_STATUSES)}."),
@@ -127,7 +118,6 @@ def tasks_list(
     console.print(table)
 
 
-@tasks_app.command("done")
 @handle_errors
 def tasks_done(
     task: int = typer.Argument(..., help="Task id."),
@@ -154,7 +144,6 @@ def tasks_done(
     )
 
 
-@tasks_app.command("reopen")
 @handle_errors
 def tasks_reopen(
     task: int = typer.Argument(..., help="Task id."),
@@ -173,69 +162,77 @@ def tasks_reopen(
     )
 
 
-def register(app: typer.Typer) -> None:
-    app.add_typer(events_app, name="events")
-    app.add_typer(review_app, name="review")
-    app.add_typer(tasks_app, name="tasks")
+@handle_errors
+def report(
+    event_id: int = typer.Argument(..., help="Event id."),
+    type: str = typer.Option(..., "--type", help=" | ".join(REPORT_TYPES)),
+    box: str | None = typer.Option(None, "--box", help="x,y,w,h,class of the missed or right box."),
+    detection: int | None = typer.Option(None, "--detection", help="Index of the detection judged."),
+    operator: str = typer.Option("", "--operator", help="Who reports."),
+    comment: str = typer.Option("", "--comment", help="Free text."),
+    dataset: str = typer.Option(DEFAULT_DATASET, "--dataset", help="Dataset the task's frame goes to."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Record a verdict on an event; anything but `confirmed` opens an annotation task."""
+    record = report_event(
+        database(),
+        event_id,
+        type,
+        box=parse_box(box) if box is not None else None,
+        detection=detection,
+        operator=operator,
+        comment=comment,
+        dataset=dataset,
+    )
+    if as_json:
+        print_json(record.to_json())
+        return
+    task = f", task {record.task_id} in {record.dataset}" if record.task_id is not None else ""
+    console.print(f"report {record.id}: {record.type} on event {event_id}{task}", highlight=False)
 
-    @app.command()
-    @handle_errors
-    def report(
-        event_id: int = typer.Argument(..., help="Event id."),
-        type: str = typer.Option(..., "--type", help=" | ".join(REPORT_TYPES)),
-        box: str | None = typer.Option(None, "--box", help="x,y,w,h,class of the missed or right box."),
-        detection: int | None = typer.Option(None, "--detection", help="Index of the detection judged."),
-        operator: str = typer.Option("", "--operator", help="Who reports."),
-        comment: str = typer.Option("", "--comment", help="Free text."),
-        dataset: str = typer.Option(DEFAULT_DATASET, "--dataset", help="Dataset the task's frame goes to."),
-        as_json: bool = JsonOption,
-    ) -> None:
-        """Record a verdict on an event; anything but `confirmed` opens an annotation task."""
-        record = report_event(
-            database(),
-            event_id,
-            type,
-            box=parse_box(box) if box is not None else None,
-            detection=detection,
-            operator=operator,
-            comment=comment,
-            dataset=dataset,
+
+@handle_errors
+def stats(
+    by: str = typer.Option(
+        ",".join(DEFAULT_GROUP_BY), "--by", help=f"Comma-separated, from {', '.join(GROUP_KEYS)}."
+    ),
+    model: str | None = typer.Option(None, "--model", help=MODEL_FILTER_HELP),
+    as_json: bool = JsonOption,
+) -> None:
+    """False, inaccurate and missed detection counts and rates per model version, source and day."""
+    rows = feedback_stats(database(), parse_group_by(by), model=model)
+    if as_json:
+        print_json([r.to_json() for r in rows])
+        return
+    # Two lines a group rather than a table: eleven columns do not fit an 80-column terminal.
+    for r in rows:
+        group = "  ".join(v for v in (r.model, r.source, r.day) if v) or "all events"
+        console.print(f"[bold]{group}[/]", highlight=False)
+        console.print(
+            f"  events {r.events}  frames reviewed {r.frames_reviewed}  "
+            f"detections reviewed {r.detections_reviewed} (confirmed {r.confirmed})",
+            highlight=False,
         )
-        if as_json:
-            print_json(record.to_json())
-            return
-        task = f", task {record.task_id} in {record.dataset}" if record.task_id is not None else ""
-        console.print(f"report {record.id}: {record.type} on event {event_id}{task}", highlight=False)
+        console.print(
+            f"  false {r.false_detection} (rate {_rate(r.false_rate)})  "
+            f"inaccurate {r.inaccurate_detection} (rate {_rate(r.inaccurate_rate)})  "
+            f"missed {r.missed_detection} ({_rate(r.missed_rate)} per frame)",
+            highlight=False,
+        )
 
-    @app.command()
-    @handle_errors
-    def stats(
-        by: str = typer.Option(
-            ",".join(DEFAULT_GROUP_BY), "--by", help=f"Comma-separated, from {', '.join(GROUP_KEYS)}."
-        ),
-        model: str | None = typer.Option(None, "--model", help=MODEL_FILTER_HELP),
-        as_json: bool = JsonOption,
-    ) -> None:
-        """False, inaccurate and missed detection counts and rates per model version, source and day."""
-        group_by = tuple(k.strip() for k in by.split(",") if k.strip())
-        if not group_by and by.strip():
-            raise InvalidInput(f"--by {by!r} names no key")
-        rows = feedback_stats(database(), group_by, model=model)
-        if as_json:
-            print_json([r.to_json() for r in rows])
-            return
-        # Two lines a group rather than a table: eleven columns do not fit an 80-column terminal.
-        for r in rows:
-            group = "  ".join(v for v in (r.model, r.source, r.day) if v) or "all events"
-            console.print(f"[bold]{group}[/]", highlight=False)
-            console.print(
-                f"  events {r.events}  frames reviewed {r.frames_reviewed}  "
-                f"detections reviewed {r.detections_reviewed} (confirmed {r.confirmed})",
-                highlight=False,
-            )
-            console.print(
-                f"  false {r.false_detection} (rate {_rate(r.false_rate)})  "
-                f"inaccurate {r.inaccurate_detection} (rate {_rate(r.inaccurate_rate)})  "
-                f"missed {r.missed_detection} ({_rate(r.missed_rate)} per frame)",
-                highlight=False,
-            )
+
+def register(app: typer.Typer) -> None:
+    events = typer.Typer(no_args_is_help=True)
+    events.command("push")(push)
+    events.command("list")(events_list)
+    app.add_typer(events, name="events", help="Events emitted by models in production.")
+    review = typer.Typer(no_args_is_help=True)
+    review.command("sample")(sample)
+    app.add_typer(review, name="review", help="Frames for operators to review.")
+    tasks = typer.Typer(no_args_is_help=True)
+    tasks.command("list")(tasks_list)
+    tasks.command("done")(tasks_done)
+    tasks.command("reopen")(tasks_reopen)
+    app.add_typer(tasks, name="tasks", help="Annotation tasks opened by reports.")
+    app.command()(report)
+    app.command()(stats)

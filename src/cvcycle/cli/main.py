@@ -1,4 +1,4 @@
-"""The ``cvcycle`` Typer app: command groups are registered here and live in their own modules."""
+"""The ``cvcycle`` Typer app: every command module's ``register`` adds its commands and groups here."""
 
 from __future__ import annotations
 
@@ -27,13 +27,13 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+# `cvcycle --help` lists the commands in this order, then the groups in this order.
 setup.register(app)
-app.add_typer(store.app, name="store", help="Check and clean the blob store: verify, gc.")
+store.register(app)
 media.register(app)
-app.add_typer(dataset.app, name="dataset", help="Versions, diffs, slices and manifests of datasets.")
+dataset.register(app)
 train.register(app)
 models.register(app)
-publish.register_model_commands(models.model_app)
 evaluate.register(app)
 publish.register(app)
 serve.register(app)
@@ -41,4 +41,3 @@ sync.register(app)
 feedback.register(app)
 demo.register(app)
 up.register(app)
-app.add_typer(store.app, name="store", help="Check and clean the blob store: verify, gc.")

@@ -1,7 +1,7 @@
-"""``cvcycle model list|show|alias|adapters``: the model registry from the command line.
+"""``cvcycle model list|show|alias|adapters|export``: the model registry from the command line.
 
-``model_app`` is the ``model`` command group; other modules attach their commands to it (``model
-export`` lives with publishing).
+Registry modules are imported inside the commands, and ``model export`` imports torch: ``cvcycle
+--help`` should not wait for them.
 """
 
 from __future__ import annotations
@@ -9,13 +9,10 @@ from __future__ import annotations
 import typer
 from rich.table import Table
 
-from cvcycle.cli.common import JsonOption, console, database, handle_errors, print_json
+from cvcycle.cli.common import JsonOption, console, database, err_console, handle_errors, print_json, store
 from cvcycle.refs import format_ref
 
-model_app = typer.Typer(no_args_is_help=True)
 
-
-@model_app.command("list")
 @handle_errors
 def list_command(
     model: str | None = typer.Argument(
@@ -45,7 +42,6 @@ def list_command(
     console.print(table)
 
 
-@model_app.command()
 @handle_errors
 def show(
     model_ref: str = typer.Argument(..., help="detector@3, detector:production or detector (newest)."),
@@ -74,7 +70,6 @@ def show(
         console.print(f"  parent run {ancestor.id} on {ancestor.dataset} -> {made}", highlight=False)
 
 
-@model_app.command()
 @handle_errors
 def alias(
     model_ref: str = typer.Argument(..., help="The version to point at: detector@3 (or detector:candidate)."),
@@ -97,7 +92,6 @@ def alias(
         console.print(f"{moved} -> {pointed} (was {before})", highlight=False)
 
 
-@model_app.command()
 @handle_errors
 def adapters(as_json: bool = JsonOption) -> None:
     """The model adapters `train` can use (built in, and from `cvcycle.adapters` entry points)."""
@@ -110,6 +104,51 @@ def adapters(as_json: bool = JsonOption) -> None:
         console.print("\n".join(names), highlight=False)
 
 
+@handle_errors
+def export(
+    model_ref: str = typer.Argument(..., help="The model version: detector@3 or detector:candidate."),
+    frames: int = typer.Option(
+        32, "--frames", min=1, help="Validation frames to verify the export on against PyTorch."
+    ),
+    as_json: bool = JsonOption,
+) -> None:
+    """Export to ONNX and verify against PyTorch on validation frames; exit 1 if verification fails."""
+    from cvcycle.export.service import export_model_version  # deferred: imports torch
+
+    result = export_model_version(database(), store(), model_ref, frames)
+    if as_json:
+        print_json(result)
+    else:
+        report = result.verification
+        table = Table("output", "max abs", "max rel", "p99 abs", "outside tolerance", "verdict")
+        for out in report.outputs:
+            table.add_row(
+                out.name,
+                f"{out.max_abs:.3g}",
+                f"{out.max_rel:.3g}",
+                f"{out.p99_abs:.3g}",
+                out.problem or f"{out.mismatched} of {out.elements}",
+                "[green]pass[/]" if out.passed else "[red]FAIL[/]",
+            )
+        console.print(table)
+        console.print(
+            f"{result.model}: ONNX {result.onnx.size:,} bytes, verified on {report.samples} "
+            f"frames of {report.dataset} slice {report.slice!r} (rtol {report.rtol:g}, "
+            f"atol {report.atol:g}): {'passed' if result.passed else 'FAILED'}",
+            highlight=False,
+        )
+    if not result.passed:
+        if not as_json:
+            for line in result.failures:
+                err_console.print(f"[red]verification failed:[/] {line}", highlight=False)
+        raise typer.Exit(1)
+
+
 def register(app: typer.Typer) -> None:
-    """Add the ``model`` group to the app."""
-    app.add_typer(model_app, name="model", help="Model versions, aliases, lineage and adapters.")
+    group = typer.Typer(no_args_is_help=True)
+    group.command("list")(list_command)
+    group.command()(show)
+    group.command()(alias)
+    group.command()(adapters)
+    group.command()(export)
+    app.add_typer(group, name="model", help="Model versions, aliases, lineage and adapters.")

@@ -11,8 +11,6 @@ from cvcycle.cli.common import JsonOption, console, database, file_progress, han
 from cvcycle.data.blobs import DEFAULT_GRACE_S, collect_garbage, verify_blobs
 from cvcycle.errors import InvalidInput
 
-app = typer.Typer(no_args_is_help=True)
-
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd]?)")
 
@@ -27,7 +25,6 @@ def _seconds(text: str) -> float:
     return float(match[1]) * _UNITS[match[2]]
 
 
-@app.command()
 @handle_errors
 def verify(
     keys: list[str] = typer.Argument(None, help="Blob keys (sha256) to check; default: every blob."),
@@ -54,7 +51,6 @@ def verify(
         raise typer.Exit(1)
 
 
-@app.command()
 @handle_errors
 def gc(
     grace: str = typer.Option(
@@ -84,3 +80,10 @@ def gc(
     console.print(line, highlight=False)
     if not delete and report.count:
         console.print("run again with --delete to remove them", style="dim", highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    group = typer.Typer(no_args_is_help=True)
+    group.command()(verify)
+    group.command()(gc)
+    app.add_typer(group, name="store", help="Check and clean the blob store: verify, gc.")

@@ -15,96 +15,90 @@ from cvcycle.cli.common import console, database, err_console, file_progress, ha
 from cvcycle.refs import format_ref
 
 
-def register(app: typer.Typer) -> None:
-    @app.command()
-    @handle_errors
-    def sync(
-        alias: str = typer.Option(
-            "production", "--alias", help="The alias whose versions the repository holds."
-        ),
-        repo: Path = typer.Option(
-            ..., "--repo", help="The local model repository (Triton layout) to keep in step."
-        ),
-        models: list[str] = typer.Option(
-            [], "--model", help="Only this model (repeat for several); default: every model with the alias."
-        ),
-        server: str | None = typer.Option(
-            None,
-            "--server",
-            help="The inference server to load into, e.g. http://127.0.0.1:8000 (ours or Triton).",
-        ),
-        watch: float | None = typer.Option(
-            None, "--watch", min=0.01, help="Keep following the alias, checking every this many seconds."
-        ),
-        max_batch_size: int = typer.Option(
-            16, "--max-batch-size", min=1, help="Largest batch a server accepts."
-        ),
-        load_timeout: float = typer.Option(
-            120.0, "--load-timeout", min=0.1, help="Seconds to wait for the server to serve a new version."
-        ),
-        as_json: bool = typer.Option(
-            False,
-            "--json",
-            help="Print the result as JSON (with --watch: one line per pass that changed something).",
-        ),
-    ) -> None:
-        """Copy the versions behind an alias into a repository, verified, and have the server load them.
+@handle_errors
+def sync(
+    alias: str = typer.Option("production", "--alias", help="The alias whose versions the repository holds."),
+    repo: Path = typer.Option(
+        ..., "--repo", help="The local model repository (Triton layout) to keep in step."
+    ),
+    models: list[str] = typer.Option(
+        [], "--model", help="Only this model (repeat for several); default: every model with the alias."
+    ),
+    server: str | None = typer.Option(
+        None,
+        "--server",
+        help="The inference server to load into, e.g. http://127.0.0.1:8000 (ours or Triton).",
+    ),
+    watch: float | None = typer.Option(
+        None, "--watch", min=0.01, help="Keep following the alias, checking every this many seconds."
+    ),
+    max_batch_size: int = typer.Option(16, "--max-batch-size", min=1, help="Largest batch a server accepts."),
+    load_timeout: float = typer.Option(
+        120.0, "--load-timeout", min=0.1, help="Seconds to wait for the server to serve a new version."
+    ),
+    as_json: bool = typer.Option(
+        False,
+        "--json",
+        help="Print the result as JSON (with --watch: one line per pass that changed something).",
+    ),
+) -> None:
+    """Copy the versions behind an alias into a repository, verified, and have the server load them.
 
-        Versions the alias has left are removed once the server serves the new one (kept without --server).
-        A second run does nothing; a run killed midway is resumed by the next one.
-        """
-        from cvcycle.registry.sync import SyncReport, sync_alias, watch_alias
+    Versions the alias has left are removed once the server serves the new one (kept without --server).
+    A second run does nothing; a run killed midway is resumed by the next one.
+    """
+    from cvcycle.registry.sync import SyncReport, sync_alias, watch_alias
 
-        options: dict[str, Any] = {
-            "models": models,
-            "server": server,
-            "max_batch_size": max_batch_size,
-            "load_timeout": load_timeout,
-        }
-        with file_progress(not as_json, in_bytes=True, terminal=err_console) as progress:
-            if watch is None:
-                report = sync_alias(database(), store(), repo, alias, progress=progress, **options)
-                if as_json:
-                    print_json(report.to_json())
-                    return
-                for line in report.changes():
-                    console.print(line, highlight=False, soft_wrap=True)
-                for model in report.models:
-                    if model.kept:
-                        kept = ", ".join(str(v) for v in model.kept)
-                        console.print(
-                            f"kept {model.model} version {kept} beside {model.version}: "
-                            "no --server to confirm the switch",
-                            highlight=False,
-                        )
-                if not report.changed:
-                    served = ", ".join(format_ref(m.model, m.version) for m in report.models)
-                    console.print(f"nothing to do: {repo} already holds {served}", highlight=False)
+    options: dict[str, Any] = {
+        "models": models,
+        "server": server,
+        "max_batch_size": max_batch_size,
+        "load_timeout": load_timeout,
+    }
+    with file_progress(not as_json, in_bytes=True, terminal=err_console) as progress:
+        if watch is None:
+            report = sync_alias(database(), store(), repo, alias, progress=progress, **options)
+            if as_json:
+                print_json(report.to_json())
                 return
-            _log_changes()
-            which = ", ".join(models) if models else "every model"
-            logging.getLogger("cvcycle.registry.sync").info(
-                "following %s of %s in %s every %g s (Ctrl-C stops)", alias, which, repo, watch
+            for line in report.changes():
+                console.print(line, highlight=False, soft_wrap=True)
+            for model in report.models:
+                if model.kept:
+                    kept = ", ".join(str(v) for v in model.kept)
+                    console.print(
+                        f"kept {model.model} version {kept} beside {model.version}: "
+                        "no --server to confirm the switch",
+                        highlight=False,
+                    )
+            if not report.changed:
+                served = ", ".join(format_ref(m.model, m.version) for m in report.models)
+                console.print(f"nothing to do: {repo} already holds {served}", highlight=False)
+            return
+        _log_changes()
+        which = ", ".join(models) if models else "every model"
+        logging.getLogger("cvcycle.registry.sync").info(
+            "following %s of %s in %s every %g s (Ctrl-C stops)", alias, which, repo, watch
+        )
+
+        def print_pass(report: SyncReport) -> None:  # one JSON line per pass that changed something
+            if report.changed:
+                sys.stdout.write(json.dumps(report.to_json()) + "\n")
+                sys.stdout.flush()
+
+        try:
+            watch_alias(
+                database(),
+                store(),
+                repo,
+                alias,
+                interval=watch,
+                progress=progress,
+                on_pass=print_pass if as_json else None,
+                **options,
             )
-
-            def print_pass(report: SyncReport) -> None:  # one JSON line per pass that changed something
-                if report.changed:
-                    sys.stdout.write(json.dumps(report.to_json()) + "\n")
-                    sys.stdout.flush()
-
-            try:
-                watch_alias(
-                    database(),
-                    store(),
-                    repo,
-                    alias,
-                    interval=watch,
-                    progress=progress,
-                    on_pass=print_pass if as_json else None,
-                    **options,
-                )
-            except KeyboardInterrupt:
-                err_console.print("stopped")
+        except KeyboardInterrupt:
+            err_console.print("stopped")
 
 
 def _log_changes() -> None:
@@ -118,3 +112,7 @@ def _log_changes() -> None:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     logging.basicConfig(level=logging.WARNING, handlers=[handler])
     logging.getLogger("cvcycle.registry.sync").setLevel(logging.INFO)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(sync)

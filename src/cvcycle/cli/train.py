@@ -22,8 +22,6 @@ if TYPE_CHECKING:
     from cvcycle.models.adapter import TrainProgress
     from cvcycle.train.service import RunResult
 
-runs_app = typer.Typer(no_args_is_help=True)
-
 SetOption = typer.Option(
     [], "--set", help="Override one config key, e.g. --set lr=0.005 (repeatable; highest precedence)."
 )
@@ -75,6 +73,7 @@ def _render(result: RunResult, as_json: bool) -> None:
     )
 
 
+@handle_errors
 def train(
     dataset: str = typer.Option(..., "--dataset", help="A committed dataset version: NAME@V or NAME@latest."),
     train_slice: str = typer.Option("train", "--train-slice", help="Slice to train on."),
@@ -109,7 +108,6 @@ def train(
     _render(result, as_json)
 
 
-@runs_app.command("list")
 @handle_errors
 def list_command(
     model: str | None = typer.Option(
@@ -142,7 +140,6 @@ def list_command(
     console.print(table)
 
 
-@runs_app.command()
 @handle_errors
 def show(run_id: int = typer.Argument(..., help="Run id."), as_json: bool = JsonOption) -> None:
     """Everything a run recorded: config and where each value came from, data, code, metrics."""
@@ -179,7 +176,6 @@ def _short(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
-@runs_app.command()
 @handle_errors
 def clone(
     run_id: int = typer.Argument(..., help="The run to repeat."),
@@ -195,6 +191,9 @@ def clone(
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``train`` and the ``runs`` group to the app."""
-    app.command("train")(handle_errors(train))
-    app.add_typer(runs_app, name="runs", help="Training runs: list, show, clone.")
+    app.command()(train)
+    group = typer.Typer(no_args_is_help=True)
+    group.command("list")(list_command)
+    group.command()(show)
+    group.command()(clone)
+    app.add_typer(group, name="runs", help="Training runs: list, show, clone.")

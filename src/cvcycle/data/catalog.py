@@ -1,5 +1,5 @@
 """The datasets at a glance: every dataset with its head, one dataset's versions, slices and summary,
-and a version's slices with their frame counts."""
+and the slices of a version with their frame counts."""
 
 from __future__ import annotations
 
@@ -11,12 +11,12 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from cvcycle.data.datasets import get_dataset, resolve_ref
-from cvcycle.data.selection import Selection
+from cvcycle.data.selection import Selection, resolve_selection
 from cvcycle.data.slices import SliceInfo, list_slices
 from cvcycle.data.snapshot import DatasetSummary, count_frames, show_dataset
 from cvcycle.data.versions import VersionInfo, list_versions, working_copy_changes
 from cvcycle.db.models import Dataset, DatasetVersion
-from cvcycle.refs import DatasetRef, parse_dataset_ref
+from cvcycle.refs import DatasetRef
 
 
 @dataclass(frozen=True)
@@ -91,10 +91,10 @@ def dataset_overview(session: Session, name: str) -> DatasetOverview:
     )
 
 
-def slice_counts(session: Session, ref: str | DatasetRef) -> list[SliceCount]:
-    """The slices of a version (``NAME@V``, or ``NAME`` for the working copy) with their frame counts."""
-    resolved = resolve_ref(session, parse_dataset_ref(ref) if isinstance(ref, str) else ref)
+def slices_with_counts(session: Session, dataset: str | DatasetRef) -> list[SliceCount]:
+    """The slices visible at a version (``home``, ``home@3``, ``home@latest``) with their ``frame_count``."""
+    ref = resolve_selection(session, dataset).ref
     return [
-        SliceCount(**asdict(spec.info), frame_count=count_frames(session, Selection(resolved, spec)))
-        for spec in list_slices(session, resolved)
+        SliceCount(**asdict(spec.info), frame_count=count_frames(session, Selection(ref, spec)))
+        for spec in list_slices(session, ref)
     ]

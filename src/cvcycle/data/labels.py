@@ -355,47 +355,6 @@ def add_segments(
     return [first + i for i in range(len(rows))]
 
 
-def edit_segment(
-    session: Session,
-    name: str,
-    key: int,
-    expected_rev: int,
-    changes: dict[str, Any],
-    author: str | None = None,
-) -> SegmentRecord:
-    allowed = {"cls", "start_frame", "end_frame", "track_id", "source", "attributes"}
-    unknown = set(changes) - allowed
-    if unknown:
-        raise InvalidInput(
-            f"cannot change {', '.join(sorted(unknown))} of a segment", hint=f"allowed: {allowed}"
-        )
-    dataset = lock_dataset(session, name)
-    old = _close_current(session, Segment, dataset, key, expected_rev)
-    seg = SegmentInput(
-        old.media_id, old.cls, old.start_frame, old.end_frame, old.track_id, old.source, old.attributes
-    )
-    seg = replace(seg, **changes)
-    _check_segment(seg, _media_frame_counts(session, [seg.media_id])[seg.media_id], where=f"segment {key}")
-    new = Segment(
-        dataset_id=dataset.id,
-        key=key,
-        rev=old.rev + 1,
-        media_id=seg.media_id,
-        cls=seg.cls,
-        start_frame=seg.start_frame,
-        end_frame=seg.end_frame,
-        track_id=seg.track_id,
-        source=seg.source,
-        attributes=seg.attributes,
-        author=author,
-        created_v=dataset.working_version,
-        deleted_v=None,
-    )
-    session.add(new)
-    session.flush()
-    return SegmentRecord.of(new)
-
-
 def delete_segment(session: Session, name: str, key: int, expected_rev: int) -> None:
     dataset = lock_dataset(session, name)
     _close_current(session, Segment, dataset, key, expected_rev)
@@ -426,35 +385,6 @@ def add_frames(session: Session, dataset: Dataset, frame_ids: Sequence[int]) -> 
     return len(rows)
 
 
-def remove_frames(session: Session, name: str, frame_ids: Sequence[int]) -> int:
-    """Take frames (and their boxes and tags) out of the working copy; returns how many were removed."""
-    dataset = lock_dataset(session, name)
-    version = dataset.working_version
-    removed = 0
-    ids = sorted(set(frame_ids))
-    for start in range(0, len(ids), 10_000):
-        chunk = ids[start : start + 10_000]
-        for model in (Label, Tag):
-            session.execute(
-                update(model)
-                .where(model.dataset_id == dataset.id, model.frame_id.in_(chunk), visible_at(model, version))
-                .values(deleted_v=version)
-                .execution_options(synchronize_session=False)
-            )
-        result = session.execute(
-            update(DatasetFrame)
-            .where(
-                DatasetFrame.dataset_id == dataset.id,
-                DatasetFrame.frame_id.in_(chunk),
-                visible_at(DatasetFrame, version),
-            )
-            .values(deleted_v=version)
-            .execution_options(synchronize_session=False)
-        )
-        removed += int(result.rowcount)  # type: ignore[attr-defined]
-    return removed
-
-
 def add_tag(
     session: Session, name: str, tag: str, *, frame_ids: Sequence[int] = (), media_ids: Sequence[int] = ()
 ) -> int:
@@ -480,27 +410,6 @@ def add_tag(
     if rows:
         bulk_insert(session, Tag, rows)
     return len(rows)
-
-
-def remove_tag(
-    session: Session, name: str, tag: str, *, frame_ids: Sequence[int] = (), media_ids: Sequence[int] = ()
-) -> int:
-    dataset = lock_dataset(session, name)
-    version = dataset.working_version
-    removed = 0
-    for column, ids in ((Tag.frame_id, frame_ids), (Tag.media_id, media_ids)):
-        if not ids:
-            continue
-        result = session.execute(
-            update(Tag)
-            .where(
-                Tag.dataset_id == dataset.id, Tag.name == tag, column.in_(list(ids)), visible_at(Tag, version)
-            )
-            .values(deleted_v=version)
-            .execution_options(synchronize_session=False)
-        )
-        removed += int(result.rowcount)  # type: ignore[attr-defined]
-    return removed
 
 
 # -- one frame's boxes as a whole -------------------------------------------------------------------

@@ -3,7 +3,8 @@
 See ``cvcycle.db.models`` for the row visibility rule. A commit records version ``head + 1`` with
 its statistics and moves ``head``; the statistics are the previous version's plus the change, so
 the commit reads only the rows written since the last commit (indexed by ``created_v`` and
-``deleted_v``), never the whole dataset.
+``deleted_v``), never the whole dataset. A diff compares two versions, either of which may be the
+working copy (``diff_endpoints``).
 """
 
 from __future__ import annotations
@@ -18,9 +19,12 @@ from sqlalchemy import ColumnElement, and_, delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from cvcycle.data.datasets import get_dataset, lock_dataset, resolve_ref
-from cvcycle.db.models import DatasetFrame, DatasetVersion, Label, Segment, Slice, Tag
+from cvcycle.db.models import Dataset, DatasetFrame, DatasetVersion, Label, Segment, Slice, Tag
 from cvcycle.errors import InvalidInput
 from cvcycle.refs import DatasetRef
+
+#: How a diff names the working copy (see ``diff_endpoints``).
+WORKING_COPY_NAMES = ("working", "wc")
 
 VersionedModel = type[DatasetFrame] | type[Label] | type[Segment] | type[Tag] | type[Slice]
 
@@ -292,20 +296,40 @@ def _diff_plain(
     return RowsDiff(RowIds(len(added), added), RowIds(len(removed), removed))
 
 
-def diff_versions(session: Session, name: str, old: int | None, new: int | None) -> DatasetDiff:
+def diff_endpoints(session: Session, dataset: Dataset, old: int | str, new: int | str) -> tuple[int, int]:
+    """The two version numbers a diff compares, checked to exist and to differ.
+
+    A side is a version number (or its digits), or the working copy: ``working`` (or ``wc``), or
+    ``head + 1``, the number its commit will take and the number the working copy diffs as.
+    """
+
+    def number(side: int | str) -> int:
+        if isinstance(side, int):
+            return side
+        if side in WORKING_COPY_NAMES:
+            return dataset.head + 1
+        if not side.isdigit():
+            raise InvalidInput(
+                f"version {side!r} is not a number", hint="give N, or 'working' for the working copy"
+            )
+        return int(side)
+
+    sides = number(old), number(new)
+    if sides[0] == sides[1]:
+        raise InvalidInput(f"cannot diff version {sides[0]} with itself", hint="give two different versions")
+    for side in sides:
+        if side != dataset.head + 1:
+            resolve_ref(session, DatasetRef(dataset.name, side))
+    return sides
+
+
+def diff_versions(session: Session, name: str, old: int | str, new: int | str) -> DatasetDiff:
     """Frames, labels, segments and tags added, removed or changed from version ``old`` to ``new``.
 
-    Either side may be the working copy: None, or its number ``head + 1``. Reads only the rows of
-    the change.
+    Either side may be the working copy (see ``diff_endpoints``). Reads only the rows of the change.
     """
     dataset = get_dataset(session, name)
-    old = dataset.head + 1 if old is None else old
-    new = dataset.head + 1 if new is None else new
-    if old == new:
-        raise InvalidInput(f"cannot diff version {old} with itself", hint="give two different versions")
-    for number in (old, new):
-        if number != dataset.head + 1:  # head + 1 is the working copy
-            resolve_ref(session, DatasetRef(name, number))
+    old, new = diff_endpoints(session, dataset, old, new)
     # Diffing backwards: what the newer version added, the older one lacks.
     backwards = old > new
     low, high = min(old, new), max(old, new)

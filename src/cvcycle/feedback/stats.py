@@ -70,6 +70,17 @@ class StatsRow:
         return asdict(self)
 
 
+def parse_group_by(text: str) -> tuple[str, ...]:
+    """The keys of a comma-separated grouping (``model_version,day``); blank text groups nothing.
+
+    ``feedback_stats`` checks the keys themselves.
+    """
+    keys = tuple(k.strip() for k in text.split(",") if k.strip())
+    if not keys and text.strip():
+        raise InvalidInput(f"grouping {text!r} names no key", hint=f"use {', '.join(GROUP_KEYS)}")
+    return keys
+
+
 def _day(session: Session) -> ColumnElement[str]:
     if session.get_bind().dialect.name == "postgresql":
         return func.to_char(func.timezone("UTC", Event.time), "YYYY-MM-DD")

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 from cvcycle.api.deps import DbDep
 from cvcycle.feedback.feed import event_models, pending_review_frames
 from cvcycle.feedback.reports import sample_review_frames
-from cvcycle.feedback.stats import DEFAULT_GROUP_BY, feedback_stats
+from cvcycle.feedback.stats import DEFAULT_GROUP_BY, feedback_stats, parse_group_by
 from cvcycle.feedback.throughput import annotation_throughput
 from cvcycle.registry.versions import MODEL_FILTER_HELP
 
@@ -26,8 +26,7 @@ def stats(
     model: str | None = Query(None, description=MODEL_FILTER_HELP),
 ) -> list[dict[str, Any]]:
     """False, inaccurate and missed detection counts and rates per group (see `cvcycle stats`)."""
-    keys = [k.strip() for k in group_by.split(",") if k.strip()]
-    return [row.to_json() for row in feedback_stats(db, keys, model=model)]
+    return [row.to_json() for row in feedback_stats(db, parse_group_by(group_by), model=model)]
 
 
 @router.get("/models")
