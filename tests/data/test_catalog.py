@@ -25,6 +25,6 @@ def test_catalog(db: Database, store: BlobStore) -> None:
         assert home.summary.frames == 20 and [v.version for v in home.versions] == [1]
         assert {"all", "train", "val", "test"} <= {s.name for s in home.slices}
         feedback = dataset_overview(session, "feedback")
-        assert feedback.summary.working_copy and feedback.working_copy["frames"]["added"] == 1
+        assert feedback.summary.working_copy and feedback.working_copy.frames.added == 1
         with pytest.raises(NotFound, match="nope"):
             dataset_overview(session, "nope")

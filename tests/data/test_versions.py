@@ -14,7 +14,14 @@ import pytest
 from cvcycle.data.datasets import resolve_ref
 from cvcycle.data.labels import BoxInput, add_boxes, current_label, delete_box, edit_box
 from cvcycle.data.snapshot import show_dataset
-from cvcycle.data.versions import RowIds, commit_version, diff_versions, list_versions, working_copy_changes
+from cvcycle.data.versions import (
+    ClassChange,
+    RowIds,
+    commit_version,
+    diff_versions,
+    list_versions,
+    working_copy_changes,
+)
 from cvcycle.db import Database
 from cvcycle.errors import Conflict, InvalidInput, NotFound
 from cvcycle.records import to_jsonable
@@ -116,7 +123,7 @@ def test_edits_inside_one_working_copy_leave_no_trace(db: Database, make_medium)
         delete_box(s, "home", key, 2)
     with db.read() as s:
         change = working_copy_changes(s, "home")
-    assert change["labels"] == {"added": {}, "removed": {}}
+    assert change.labels == ClassChange(added={}, removed={})
     with pytest.raises(InvalidInput, match="nothing to commit"), db.write() as s:
         commit_version(s, "home", "noop")
 

@@ -14,7 +14,7 @@ from cvcycle.data.datasets import get_dataset, resolve_ref
 from cvcycle.data.selection import Selection, resolve_selection
 from cvcycle.data.slices import SliceInfo, list_slices
 from cvcycle.data.snapshot import DatasetSummary, count_frames, show_dataset
-from cvcycle.data.versions import VersionInfo, list_versions, working_copy_changes
+from cvcycle.data.versions import ChangeStats, VersionInfo, list_versions, working_copy_changes
 from cvcycle.db.models import Dataset, DatasetVersion
 from cvcycle.refs import DatasetRef
 
@@ -39,7 +39,7 @@ class DatasetOverview:
     summary: DatasetSummary
     versions: list[VersionInfo]
     slices: list[SliceInfo]
-    working_copy: dict[str, Any]  # what a commit would record now, as ``VersionInfo.stats["change"]``
+    working_copy: ChangeStats  # what a commit would record now
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from cvcycle.data.datasets import get_dataset, lock_dataset, resolve_ref
 from cvcycle.db.models import Dataset, DatasetFrame, DatasetVersion, Label, Segment, Slice, Tag
 from cvcycle.errors import InvalidInput
+from cvcycle.records import to_jsonable
 from cvcycle.refs import DatasetRef
 
 #: How a diff names the working copy (see ``diff_endpoints``).
@@ -135,53 +136,76 @@ def _count(session: Session, model: VersionedModel, where: Any) -> int:
     return int(session.scalar(select(func.count()).select_from(model).where(where)) or 0)
 
 
-def _change_stats(session: Session, dataset_id: int, old: int, new: int) -> dict[str, Any]:
+@dataclass(frozen=True)
+class CountChange:
+    added: int
+    removed: int
+
+
+@dataclass(frozen=True)
+class ClassChange:
+    """Rows added and removed, per class."""
+
+    added: dict[str, int]
+    removed: dict[str, int]
+
+
+@dataclass(frozen=True)
+class ChangeStats:
+    """What changed between two versions, by count (the ``change`` a commit records in its stats)."""
+
+    frames: CountChange
+    tags: CountChange
+    slices: CountChange
+    labels: ClassChange
+    segments: ClassChange
+
+    @property
+    def empty(self) -> bool:
+        counts = (self.frames, self.tags, self.slices)
+        classed = (self.labels, self.segments)
+        return not any(c.added or c.removed for c in counts) and not any(
+            sum(c.added.values()) or sum(c.removed.values()) for c in classed
+        )
+
+
+def _change_stats(session: Session, dataset_id: int, old: int, new: int) -> ChangeStats:
     """Counts of what changed between ``old`` and ``new``: reads only the changed rows."""
-    change: dict[str, Any] = {}
-    plain: tuple[tuple[str, VersionedModel], ...] = (
-        ("frames", DatasetFrame),
-        ("tags", Tag),
-        ("slices", Slice),
-    )
-    for name, model in plain:
+
+    def counted(model: VersionedModel) -> CountChange:
         mine = model.dataset_id == dataset_id
-        change[name] = {
-            "added": _count(session, model, and_(mine, added_between(model, old, new))),
-            "removed": _count(session, model, and_(mine, removed_between(model, old, new))),
-        }
-    classed: tuple[tuple[str, type[Label] | type[Segment]], ...] = (("labels", Label), ("segments", Segment))
-    for name, classed_model in classed:
-        mine = classed_model.dataset_id == dataset_id
-        added = added_between(classed_model, old, new)
-        removed = removed_between(classed_model, old, new)
-        change[name] = {
-            "added": dict(_class_counts(session, classed_model, and_(mine, added))),
-            "removed": dict(_class_counts(session, classed_model, and_(mine, removed))),
-        }
-    return change
+        return CountChange(
+            added=_count(session, model, and_(mine, added_between(model, old, new))),
+            removed=_count(session, model, and_(mine, removed_between(model, old, new))),
+        )
+
+    def classed(model: type[Label] | type[Segment]) -> ClassChange:
+        mine = model.dataset_id == dataset_id
+        return ClassChange(
+            added=dict(_class_counts(session, model, and_(mine, added_between(model, old, new)))),
+            removed=dict(_class_counts(session, model, and_(mine, removed_between(model, old, new)))),
+        )
+
+    return ChangeStats(
+        frames=counted(DatasetFrame),
+        tags=counted(Tag),
+        slices=counted(Slice),
+        labels=classed(Label),
+        segments=classed(Segment),
+    )
 
 
-def _apply_change(previous: dict[str, Any], change: dict[str, Any]) -> dict[str, Any]:
-    totals = {
-        name: previous.get(name, 0) + change[name]["added"] - change[name]["removed"]
-        for name in ("frames", "tags", "slices")
-    }
-    for name in ("labels", "segments"):
+def _apply_change(previous: dict[str, Any], change: ChangeStats) -> dict[str, Any]:
+    counts = {"frames": change.frames, "tags": change.tags, "slices": change.slices}
+    totals = {name: previous.get(name, 0) + c.added - c.removed for name, c in counts.items()}
+    for name, classes in (("labels", change.labels), ("segments", change.segments)):
         per_class = Counter(previous.get(f"{name}_per_class", {}))
-        per_class.update(change[name]["added"])
-        per_class.subtract(change[name]["removed"])
+        per_class.update(classes.added)
+        per_class.subtract(classes.removed)
         clean = {cls: n for cls, n in sorted(per_class.items()) if n}
         totals[name] = sum(clean.values())
         totals[f"{name}_per_class"] = clean
     return totals
-
-
-def has_changes(change: dict[str, Any]) -> bool:
-    return any(
-        sum(change[name][side].values()) if isinstance(change[name][side], dict) else change[name][side]
-        for name in change
-        for side in ("added", "removed")
-    )
 
 
 def commit_version(session: Session, name: str, message: str, author: str = "") -> VersionInfo:
@@ -196,7 +220,7 @@ def commit_version(session: Session, name: str, message: str, author: str = "") 
             )
         )
     change = _change_stats(session, dataset.id, dataset.head, new)
-    if not has_changes(change):
+    if change.empty:
         raise InvalidInput(
             f"nothing to commit in dataset {name!r}: the working copy equals version {dataset.head}",
             hint="ingest, synth, import or label something first",
@@ -211,7 +235,7 @@ def commit_version(session: Session, name: str, message: str, author: str = "") 
             )
             or {}
         )
-    stats = {"totals": _apply_change(previous.get("totals", {}), change), "change": change}
+    stats = {"totals": _apply_change(previous.get("totals", {}), change), "change": to_jsonable(change)}
     version = _record_version(session, dataset.id, new, message, author, stats)
     dataset.head = new
     session.flush()
@@ -239,7 +263,7 @@ def list_versions(session: Session, name: str) -> list[VersionInfo]:
     return [VersionInfo(dataset.name, v.number, v.message, v.author, v.created_at, v.stats) for v in rows]
 
 
-def working_copy_changes(session: Session, name: str) -> dict[str, Any]:
+def working_copy_changes(session: Session, name: str) -> ChangeStats:
     """What a commit of ``name`` would record, without committing."""
     dataset = get_dataset(session, name)
     return _change_stats(session, dataset.id, dataset.head, dataset.head + 1)
