@@ -3,7 +3,7 @@ and the slices of a version with their frame counts."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -16,6 +16,7 @@ from cvcycle.data.slices import SliceInfo, list_slices
 from cvcycle.data.snapshot import DatasetSummary, count_frames, show_dataset
 from cvcycle.data.versions import ChangeStats, VersionInfo, list_versions, working_copy_changes
 from cvcycle.db.models import Dataset, DatasetVersion
+from cvcycle.records import fields_of
 from cvcycle.refs import DatasetRef
 
 
@@ -95,6 +96,6 @@ def slices_with_counts(session: Session, dataset: str | DatasetRef) -> list[Slic
     """The slices visible at a version (``home``, ``home@3``, ``home@latest``) with their ``frame_count``."""
     ref = resolve_selection(session, dataset).ref
     return [
-        SliceCount(**asdict(spec.info), frame_count=count_frames(session, Selection(ref, spec)))
+        SliceCount(**fields_of(spec.info), frame_count=count_frames(session, Selection(ref, spec)))
         for spec in list_slices(session, ref)
     ]

@@ -10,7 +10,7 @@ failed verification is kept for the user to read, and publishing refuses it.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -23,7 +23,7 @@ from cvcycle.errors import InvalidInput
 from cvcycle.export.onnx import VerificationReport, export_onnx, verify_onnx
 from cvcycle.media import decode_jpeg
 from cvcycle.models.predictor import prepare_batch
-from cvcycle.records import to_jsonable
+from cvcycle.records import fields_of, to_jsonable
 from cvcycle.refs import DatasetRef, format_ref
 from cvcycle.store import BlobRef, BlobStore
 
@@ -113,7 +113,7 @@ def export_model_version(
 
     blob = store.put_bytes(onnx_bytes)
     verification = ExportVerification(
-        **{f.name: getattr(report, f.name) for f in fields(report)},
+        **fields_of(report),
         dataset=data_label,
         slice=val_slice,
         frame_ids=[f.frame_id for f in chosen],

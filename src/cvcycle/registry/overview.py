@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cvcycle.db.models import AliasChange
+from cvcycle.records import fields_of
 from cvcycle.refs import ModelRef
 from cvcycle.registry.versions import (
     Lineage,
@@ -76,7 +77,7 @@ def model_version_page(session: Session, ref: str | ModelRef) -> ModelVersionPag
     version = resolve_model_ref(session, ref)
     trail = lineage(session, ref)
     return ModelVersionPage(
-        **{f.name: getattr(trail, f.name) for f in fields(Lineage)},
+        **fields_of(trail),
         config=version.config,
         artifacts=version.artifacts,
         evaluations=version.evaluations,

@@ -18,7 +18,7 @@ import json
 import tempfile
 import traceback
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,7 @@ from cvcycle.errors import InvalidInput, NotFound
 from cvcycle.models.adapter import TrainProgress, create_adapter
 from cvcycle.models.checkpoint import checkpoint_bytes
 from cvcycle.models.config import TrainConfig
+from cvcycle.records import fields_of
 from cvcycle.refs import DatasetRef, ModelRef, format_ref
 from cvcycle.registry.loading import load_model
 from cvcycle.registry.versions import create_model_version, resolve_model_filter, resolve_model_ref, set_alias
@@ -516,7 +517,7 @@ def show_run(session: Session, run_id: int, settings: Settings) -> RunDetail:
     run = _get_run(session, run_id)
     summary = _summaries(session, [run])[0]
     return RunDetail(
-        **{**asdict(summary), "error": run.error},
+        **{**fields_of(summary), "error": run.error},
         config=run.config,
         config_sources=run.config_sources,
         overrides=run.overrides,
