@@ -73,11 +73,9 @@ class RowIds:
 
 
 @dataclass(frozen=True)
-class ClassedRowIds:
+class ClassedRowIds(RowIds):
     """Rows of a table whose rows carry a class: how many, their ids, and how many per class."""
 
-    count: int
-    ids: list[int]
     per_class: dict[str, int]
 
 
