@@ -27,7 +27,7 @@ from cvcycle.data.labels import BoxInput, add_boxes, edit_box
 from cvcycle.data.manifest import materialize_manifest
 from cvcycle.data.selection import resolve_selection
 from cvcycle.data.snapshot import iter_boxes
-from cvcycle.data.versions import commit_version, diff_versions
+from cvcycle.data.versions import DatasetDiff, commit_version, diff_versions
 from cvcycle.db import Database, upgrade_database
 from cvcycle.db.models import Label, Media
 from cvcycle.store import BlobStore
@@ -135,14 +135,14 @@ def run(db: Database, store: BlobStore, frames: int, manifests: Path) -> dict[st
     figures["edit 1,000 boxes (working copy)"], _ = timed(edit)
     figures["commit v3, a 1,000-box change (goal <= 0.5 s)"], _ = timed(lambda: commit("1k edits"))
 
-    def diff(old: int, new: int) -> dict[str, Any]:
+    def diff(old: int, new: int) -> DatasetDiff:
         with db.read() as s:
             return diff_versions(s, "bench", old, new)
 
     figures[f"diff v2..v3, {nb}-box versions (goal <= 2 s)"], d = timed(lambda: diff(2, 3))
-    assert d["labels"]["changed"]["count"] == 1000, d["labels"]["changed"]["count"]
+    assert d.labels.changed.count == 1000, d.labels.changed.count
     figures[f"diff v1..v2, all {nb} boxes added"], d = timed(lambda: diff(1, 2))
-    assert d["labels"]["added"]["count"] == len(boxes), d["labels"]["added"]["count"]
+    assert d.labels.added.count == len(boxes), d.labels.added.count
 
     def snapshot() -> int:
         with db.read() as s:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
@@ -11,16 +12,28 @@ from cvcycle.settings import Settings
 from cvcycle.store import open_store
 
 
-def init_home(settings: Settings) -> dict[str, Any]:
+@dataclass(frozen=True)
+class HomeInfo:
+    """Where an installation keeps things: its home, database (password hidden), schema revision,
+    blob store and experiment tracker."""
+
+    home: Path
+    database: str
+    schema: str | None
+    store: str
+    tracking: str
+
+
+def init_home(settings: Settings) -> HomeInfo:
     """Create the home directory, migrate the database to the newest schema, open the store."""
     settings.home.mkdir(parents=True, exist_ok=True)
     settings.manifests_dir.mkdir(parents=True, exist_ok=True)
     upgrade_database(settings.database_url)
     open_store(settings)
-    return {
-        "home": str(settings.home),
-        "database": make_url(settings.database_url).render_as_string(hide_password=True),
-        "schema": head_revision(),
-        "store": settings.blob_store_url,
-        "tracking": settings.tracking_url,
-    }
+    return HomeInfo(
+        home=settings.home,
+        database=make_url(settings.database_url).render_as_string(hide_password=True),
+        schema=head_revision(),
+        store=settings.blob_store_url,
+        tracking=settings.tracking_url,
+    )

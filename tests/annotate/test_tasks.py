@@ -19,7 +19,7 @@ from cvcycle.data.datasets import lock_dataset
 from cvcycle.data.ingest import IngestResult
 from cvcycle.data.labels import BoxInput, add_boxes, current_label
 from cvcycle.data.selection import resolve_selection
-from cvcycle.data.snapshot import iter_boxes, show_dataset
+from cvcycle.data.snapshot import ClassCounts, iter_boxes, show_dataset
 from cvcycle.data.versions import commit_version
 from cvcycle.db import Database
 from cvcycle.db.models import Label
@@ -76,7 +76,7 @@ def test_completing_writes_exactly_the_labels_and_a_second_completion_conflicts(
     with db.read() as s:
         shown = show_dataset(s, DatasetRef(DATASET))
         assert {current_label(s, DATASET, k).author for k in done.result["keys"]} == {"anna"}
-    assert shown["labels"] == {"total": 2, "per_class": {"fallen_person": 1, "person": 1}}
+    assert shown.labels == ClassCounts(total=2, per_class={"fallen_person": 1, "person": 1})
     assert sorted(_frame_boxes(db)) == [
         ("fallen_person", 20, 20, 30, 12, "human"),
         ("person", 1, 1, 10, 10, "human"),

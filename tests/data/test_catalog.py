@@ -16,14 +16,15 @@ def test_catalog(db: Database, store: BlobStore) -> None:
     sample = fill_sample_home(db, store)
     report_event(db, sample.event_ids_with_boxes[0], "false_detection", detection=0)
     with db.read() as session:
-        listed = {d["name"]: d for d in list_datasets(session)}
+        listed = {d.name: d for d in list_datasets(session)}
         assert sorted(listed) == ["feedback", "home"]  # the report put its image into "feedback"
-        assert listed["home"]["head"] == 1 and listed["home"]["stats"]["totals"]["frames"] == 20
-        assert listed["feedback"]["head"] == 0 and listed["feedback"]["stats"] is None
+        home_stats = listed["home"].stats
+        assert listed["home"].head == 1 and home_stats is not None and home_stats["totals"]["frames"] == 20
+        assert listed["feedback"].head == 0 and listed["feedback"].stats is None
         home = dataset_overview(session, "home")
-        assert home["summary"]["frames"] == 20 and [v["version"] for v in home["versions"]] == [1]
-        assert {"all", "train", "val", "test"} <= {s["name"] for s in home["slices"]}
+        assert home.summary.frames == 20 and [v.version for v in home.versions] == [1]
+        assert {"all", "train", "val", "test"} <= {s.name for s in home.slices}
         feedback = dataset_overview(session, "feedback")
-        assert feedback["summary"]["working_copy"] and feedback["working_copy"]["frames"]["added"] == 1
+        assert feedback.summary.working_copy and feedback.working_copy.frames.added == 1
         with pytest.raises(NotFound, match="nope"):
             dataset_overview(session, "nope")

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from cvcycle.data.interchange import export_coco, import_coco
 from cvcycle.data.labels import BoxInput, add_boxes
 from cvcycle.data.snapshot import show_dataset
-from cvcycle.data.versions import commit_version, working_copy_changes
+from cvcycle.data.versions import ClassChange, commit_version, working_copy_changes
 from cvcycle.db import Database
 from cvcycle.db.models import Label, Media
 from cvcycle.errors import InvalidInput
@@ -47,8 +47,8 @@ def test_export_then_import_gives_the_same_counts(db: Database, store: BlobStore
         original = show_dataset(s, DatasetRef("home", 1))
         copy = show_dataset(s, DatasetRef("copy"))
         attributes = [dict(a) for a in s.scalars(select(Media.attributes).where(Media.kind == "image"))]
-    assert copy["frames"] == original["frames"] == 4
-    assert copy["labels"] == original["labels"]
+    assert copy.frames == original.frames == 4
+    assert copy.labels == original.labels
     assert attributes == [{"lighting": "night"}] * 4
 
 
@@ -62,7 +62,7 @@ def test_importing_the_same_file_twice_changes_nothing(
     assert again["boxes_added"] == 0 and again["frames_added"] == 0
     with db.read() as s:
         change = working_copy_changes(s, "copy")
-    assert change["labels"] == {"added": {}, "removed": {}}
+    assert change.labels == ClassChange(added={}, removed={})
 
 
 def _count_labels(db: Database) -> int:

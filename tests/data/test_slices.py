@@ -93,7 +93,7 @@ def test_splits_are_per_medium_and_fill_val_and_test_early(db: Database, make_me
     assert splits.count("val") >= 1 and splits.count("test") >= 1 and splits.count("train") >= 4
     with db.read() as s:
         info = show_dataset(s, DatasetRef("home"))
-    assert sum(info["splits"].values()) == 21
+    assert sum(info.splits.values()) == 21
     for medium in media:  # every frame of a medium is in its medium's split
         assert _count(db, DatasetRef("home"), f"split={medium.split},media={medium.sha256}") == 3
     # the same media in a second dataset may get other splits, but keep theirs in the first

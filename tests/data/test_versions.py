@@ -14,9 +14,17 @@ import pytest
 from cvcycle.data.datasets import resolve_ref
 from cvcycle.data.labels import BoxInput, add_boxes, current_label, delete_box, edit_box
 from cvcycle.data.snapshot import show_dataset
-from cvcycle.data.versions import commit_version, diff_versions, list_versions, working_copy_changes
+from cvcycle.data.versions import (
+    ClassChange,
+    RowIds,
+    commit_version,
+    diff_versions,
+    list_versions,
+    working_copy_changes,
+)
 from cvcycle.db import Database
 from cvcycle.errors import Conflict, InvalidInput, NotFound
+from cvcycle.records import to_jsonable
 from cvcycle.refs import DatasetRef, parse_dataset_ref
 
 
@@ -29,7 +37,7 @@ def test_commit_records_versions_and_leaves_them_immutable(db: Database, make_me
     with db.write() as s:
         keys = add_boxes(s, "home", _boxes(medium.frame_ids))
         v1 = commit_version(s, "home", "first")
-    assert v1.number == 1
+    assert v1.version == 1
     assert v1.stats["totals"] == {
         "frames": 4,
         "tags": 0,
@@ -49,9 +57,9 @@ def test_commit_records_versions_and_leaves_them_immutable(db: Database, make_me
     with db.read() as s:
         at1 = show_dataset(s, DatasetRef("home", 1))
         at2 = show_dataset(s, DatasetRef("home", 2))
-        assert [v.number for v in list_versions(s, "home")] == [2, 1]
-    assert at1["labels"]["per_class"] == {"person": 4}
-    assert at2["labels"]["per_class"] == {"fallen_person": 1, "person": 2}
+        assert [v.version for v in list_versions(s, "home")] == [2, 1]
+    assert at1.labels.per_class == {"person": 4}
+    assert at2.labels.per_class == {"fallen_person": 1, "person": 2}
 
 
 def test_diff_reports_added_removed_and_changed_with_ids(db: Database, make_medium) -> None:  # type: ignore[no-untyped-def]
@@ -68,16 +76,17 @@ def test_diff_reports_added_removed_and_changed_with_ids(db: Database, make_medi
     with db.read() as s:
         d = diff_versions(s, "home", 1, 2)
         back = diff_versions(s, "home", 2, 1)
-    assert d["frames"]["added"] == {"count": 2, "ids": sorted(second.frame_ids)}
-    assert d["frames"]["removed"]["count"] == 0
-    assert d["labels"]["added"]["count"] == 2
-    assert d["labels"]["added"]["per_class"] == {"fallen_person": 2}
-    assert d["labels"]["removed"]["count"] == 1
-    assert d["labels"]["changed"]["count"] == 1
-    assert d["labels"]["changed"]["items"][0]["key"] == keys[0]
-    assert d["labels"]["changed"]["items"][0]["new_id"] == edited.id
-    assert back["frames"]["removed"]["ids"] == sorted(second.frame_ids)
-    assert back["labels"]["changed"]["items"][0]["old_id"] == edited.id
+    assert d.frames.added == RowIds(count=2, ids=sorted(second.frame_ids))
+    assert d.frames.removed.count == 0
+    assert d.labels.added.count == 2
+    assert d.labels.added.per_class == {"fallen_person": 2}
+    assert d.labels.removed.count == 1
+    assert d.labels.changed.count == 1
+    assert d.labels.changed.items[0].key == keys[0]
+    assert d.labels.changed.items[0].new_id == edited.id
+    assert back.frames.removed.ids == sorted(second.frame_ids)
+    assert back.labels.changed.items[0].old_id == edited.id
+    assert to_jsonable(back)["from"] == 2 and to_jsonable(back)["to"] == 1
 
 
 def test_a_diff_side_is_a_number_or_the_working_copy(db: Database, make_medium) -> None:  # type: ignore[no-untyped-def]
@@ -87,8 +96,8 @@ def test_a_diff_side_is_a_number_or_the_working_copy(db: Database, make_medium) 
     added = make_medium("home", 1)
     with db.read() as s:
         diffs = [diff_versions(s, "home", old, new) for old, new in [(1, 2), ("1", "working"), (1, "wc")]]
-        assert all(d == diffs[0] for d in diffs) and (diffs[0]["from"], diffs[0]["to"]) == (1, 2)
-        assert diffs[0]["frames"]["added"]["ids"] == added.frame_ids
+        assert all(d == diffs[0] for d in diffs) and (diffs[0].old, diffs[0].new) == (1, 2)
+        assert diffs[0].frames.added.ids == added.frame_ids
         with pytest.raises(InvalidInput, match="version 'x' is not a number"):
             diff_versions(s, "home", "x", "working")
         with pytest.raises(InvalidInput, match="cannot diff version 2 with itself"):
@@ -114,7 +123,7 @@ def test_edits_inside_one_working_copy_leave_no_trace(db: Database, make_medium)
         delete_box(s, "home", key, 2)
     with db.read() as s:
         change = working_copy_changes(s, "home")
-    assert change["labels"] == {"added": {}, "removed": {}}
+    assert change.labels == ClassChange(added={}, removed={})
     with pytest.raises(InvalidInput, match="nothing to commit"), db.write() as s:
         commit_version(s, "home", "noop")
 
@@ -228,11 +237,11 @@ def test_commit_killed_midway_changes_nothing_and_a_retry_succeeds(
     assert proc.returncode == -9, proc.stderr
 
     with db.read() as s:
-        assert [v.number for v in list_versions(s, "home")] == [1]
+        assert [v.version for v in list_versions(s, "home")] == [1]
         assert working_copy_changes(s, "home") == before
-        assert show_dataset(s, DatasetRef("home"))["labels"]["per_class"] == {"fallen_person": 2, "person": 3}
+        assert show_dataset(s, DatasetRef("home")).labels.per_class == {"fallen_person": 2, "person": 3}
     with db.write() as s:
         v2 = commit_version(s, "home", "retry")
-    assert v2.number == 2
+    assert v2.version == 2
     with db.read() as s:
-        assert show_dataset(s, DatasetRef("home", 2))["frames"] == 5
+        assert show_dataset(s, DatasetRef("home", 2)).frames == 5

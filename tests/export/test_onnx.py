@@ -10,6 +10,7 @@ from torch import nn
 
 from cvcycle.errors import InvalidInput
 from cvcycle.export.onnx import export_onnx, verify_onnx
+from cvcycle.records import to_jsonable
 
 NAMES = (["images"], ["boxes", "scores", "classes"])
 DYNAMIC = {name: {0: "batch"} for name in ["images", "boxes", "scores", "classes"]}
@@ -45,7 +46,7 @@ def test_verification_passes_on_every_batch_size(
     assert by_name["boxes"].torch_shape == [1, 20, 4] and by_name["boxes"].elements > 0
     assert by_name["scores"].max_abs <= 1e-5 + 1e-3
     assert by_name["classes"].onnx_dtype == "int64" and by_name["classes"].max_abs == 0.0
-    assert report.to_json()["outputs"][0]["name"] == "boxes"
+    assert to_jsonable(report)["outputs"][0]["name"] == "boxes"
 
 
 def test_weights_changed_after_export_fail_verification_naming_the_outputs(

@@ -19,6 +19,7 @@ import typer
 from typer.testing import CliRunner
 
 from cvcycle.db import Database
+from cvcycle.records import to_jsonable
 from cvcycle.store import BlobStore
 
 pytest.importorskip("cvcycle.registry.loading", reason="the registry's load_model is not in this tree yet")
@@ -79,22 +80,22 @@ def test_export_verifies_on_the_validation_frames_and_records_both(
 
     register_detector(db, store, make_medium)
     result = export_model_version(db, store, "detector@1", frames_for_verification=9)
-    assert result["passed"], result["failures"]
-    assert result["model"] == "detector@1"
-    report = result["verification"]
-    assert report["dataset"] == "home@1" and report["slice"] == "all" and len(report["frame_ids"]) == 9
-    assert report["samples"] == 9 and report["batches"] == 2  # a batch of one, then eight
-    assert {o["name"] for o in report["outputs"]} == {"boxes", "scores", "classes"}
-    graph = onnx.load_from_string(store.get_bytes(result["onnx"]["key"], result["onnx"]["size"]))
+    assert result.passed, result.failures
+    assert result.model == "detector@1"
+    report = result.verification
+    assert report.dataset == "home@1" and report.slice == "all" and len(report.frame_ids) == 9
+    assert report.samples == 9 and report.batches == 2  # a batch of one, then eight
+    assert {o.name for o in report.outputs} == {"boxes", "scores", "classes"}
+    graph = onnx.load_from_string(store.get_bytes(result.onnx.key, result.onnx.size))
     assert [i.name for i in graph.graph.input] == ["images"]
 
     with db.read() as session:
         row = session.query(ModelVersion).filter_by(name="detector", version=1).one()
-        assert row.artifacts["onnx"] == result["onnx"] and "checkpoint" in row.artifacts
-        assert row.verification is not None and row.verification["passed"] is True
+        assert row.artifacts["onnx"] == to_jsonable(result.onnx) and "checkpoint" in row.artifacts
+        assert row.verification == to_jsonable(report) and row.verification["passed"] is True
 
     published = publish_model_version(db, store, "detector@1", tmp_path / "repo")
-    assert Path(published["model_file"]).read_bytes() == store.get_bytes(result["onnx"]["key"])
+    assert published.model_file.read_bytes() == store.get_bytes(result.onnx.key)
 
 
 def test_a_run_without_validation_frames_cannot_verify(

@@ -63,14 +63,14 @@ def test_every_report_type(db: Database, events: list[int], medium: IngestResult
     with db.read() as s:
         feedback = show_dataset(s, DatasetRef("feedback"))
         other = show_dataset(s, DatasetRef("other"))
-    assert feedback["frames"] == 2 and other["frames"] == 1
+    assert feedback.frames == 2 and other.frames == 1
 
     # A snapshot becomes an image medium of the dataset, named by the snapshot's bytes.
     on_snapshot = report_event(db, snap, "false_detection")
     with db.read() as s:
         media = s.scalars(select(Media).where(Media.kind == "image")).one()
         assert media.source == "cam-9" and (media.width, media.height) == (64, 48)
-        assert show_dataset(s, DatasetRef("feedback"))["frames"] == 3
+        assert show_dataset(s, DatasetRef("feedback")).frames == 3
     assert on_snapshot.frame_id is not None and on_snapshot.task_id not in tasks
 
 

@@ -1,8 +1,8 @@
 """Every API route has a test that calls it.
 
 A route's path template becomes a pattern (each ``{param}`` matches one path segment, a literal or
-an f-string placeholder); some test module under tests/ (other than this one) must name a matching
-path together with the route's method.
+an f-string placeholder); some test module under tests/ (other than the meta-tests, which name
+routes without calling them) must name a matching path together with the route's method.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ TESTS = Path(__file__).resolve().parents[1]
 SOURCES = {
     path: path.read_text()
     for path in TESTS.rglob("*.py")
-    if path.name.startswith("test_") and path != Path(__file__).resolve()
+    if path.name.startswith("test_") and path.parent != Path(__file__).resolve().parent
 }
 
 

@@ -17,13 +17,13 @@ def test_overview(db: Database, store: BlobStore) -> None:
     fill_sample_home(db, store)
     with db.read() as session:
         (model,) = models_overview(session)
-        assert [(v["version"], v["aliases"]) for v in model["versions"]] == [
+        assert [(v.version, v.aliases) for v in model.versions] == [
             (2, ["candidate"]),
             (1, ["production"]),
         ]
-        assert [c["alias"] for c in model["alias_history"]] == ["candidate", "production"]
+        assert [c.alias for c in model.alias_history] == ["candidate", "production"]
         page = model_version_page(session, "detector:candidate")
-        assert page["model"]["ref"] == "detector@2" and page["gate_report"]["verdict"] == "PASS"
-        assert page["run"]["dataset"] == "home@1" and page["artifacts"] == {}
+        assert page.model.ref == "detector@2" and page.gate_report and page.gate_report["verdict"] == "PASS"
+        assert page.run and page.run.dataset == "home@1" and page.artifacts == {}
         with pytest.raises(NotFound, match="detector@9"):
             model_version_page(session, "detector@9")

@@ -24,6 +24,7 @@ from typer.testing import CliRunner
 from cvcycle.db import Database
 from cvcycle.errors import Conflict
 from cvcycle.export.onnx import verify_onnx
+from cvcycle.records import to_jsonable
 from cvcycle.registry.publish import write_repository_version
 from cvcycle.registry.triton import io_from_onnx, model_config
 from cvcycle.store import BlobStore
@@ -170,7 +171,7 @@ class Scale(torch.nn.Module):
 def verification(graph_factor: float, module_factor: float) -> dict[str, Any]:
     """A real report: the module and the graph agree when their factors do."""
     batches = [(torch.rand(3, 4),)]
-    return verify_onnx(Scale(module_factor), scale_model(graph_factor), batches).to_json()
+    return to_jsonable(verify_onnx(Scale(module_factor), scale_model(graph_factor), batches))
 
 
 VERIFIED = verification(1.0, 1.0)
@@ -216,12 +217,12 @@ def test_publish_model_version_writes_the_layout_with_the_classes(
     data = scale_model(1.0)
     add_version(db, store, 1, data, VERIFIED)
     result = publish_model_version(db, store, "scale@1", tmp_path / "repo")
-    assert result["ref"] == "scale@1" and result["changed"]
-    assert Path(result["model_file"]).read_bytes() == data
-    config = text_format.Parse(Path(result["config_file"]).read_text(), model_config_pb2.ModelConfig())
+    assert result.ref == "scale@1" and result.changed
+    assert result.model_file.read_bytes() == data
+    config = text_format.Parse(result.config_file.read_text(), model_config_pb2.ModelConfig())
     assert config.max_batch_size == 16 and [i.name for i in config.input] == ["x"]
     assert json.loads(config.parameters["classes"].string_value) == ["person", "fallen_person"]
-    assert not publish_model_version(db, store, "scale@1", tmp_path / "repo")["changed"]
+    assert not publish_model_version(db, store, "scale@1", tmp_path / "repo").changed
 
 
 @pytest.mark.parametrize(

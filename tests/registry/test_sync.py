@@ -115,7 +115,7 @@ def _register_detector(db: Database, store: BlobStore, run_id: int, seed: int, n
             run_id=run_id,
         ).version
     result = export_model_version(db, store, f"{name}@{version}", frames_for_verification=4)
-    assert result["passed"], result["failures"]
+    assert result.passed, result.failures
     return version
 
 

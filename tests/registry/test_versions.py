@@ -12,6 +12,8 @@ from cvcycle.db.models import Dataset, Run
 from cvcycle.errors import InvalidInput, NotFound
 from cvcycle.refs import ModelRef
 from cvcycle.registry.versions import (
+    LineageDataset,
+    LineageSlices,
     alias_history,
     create_model_version,
     lineage,
@@ -182,10 +184,10 @@ def test_lineage_follows_a_version_to_its_data_and_ancestors(db: Database, make_
         set_alias(session, "detector", "candidate", 2)
     with db.read() as session:
         trail = lineage(session, "detector:candidate")
-        assert trail["model"]["ref"] == "detector@2" and trail["model"]["aliases"] == ["candidate"]
-        assert trail["run"]["id"] == child_id and trail["run"]["dataset"] == "home@1"
-        assert trail["dataset"] == {"name": "home", "version": 1}
-        assert trail["slices"] == {"train": "train", "val": "lighting=day"}
-        assert [(a["id"], a["model_versions"]) for a in trail["ancestors"]] == [(parent_id, ["detector@1"])]
+        assert trail.model.ref == "detector@2" and trail.model.aliases == ["candidate"]
+        assert trail.run and trail.run.id == child_id and trail.run.dataset == "home@1"
+        assert trail.dataset == LineageDataset(name="home", version=1)
+        assert trail.slices == LineageSlices(train="train", val="lighting=day")
+        assert [(a.id, a.model_versions) for a in trail.ancestors] == [(parent_id, ["detector@1"])]
         orphan = lineage(session, "detector@3")
-        assert orphan["run"] is None and orphan["dataset"] is None
+        assert orphan.run is None and orphan.dataset is None

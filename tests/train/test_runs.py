@@ -19,7 +19,7 @@ from cvcycle.errors import InvalidInput, NotFound
 from cvcycle.media import decode_jpeg
 from cvcycle.models.detector import DetectorAdapter
 from cvcycle.registry.loading import load_model
-from cvcycle.registry.versions import lineage, resolve_model_ref
+from cvcycle.registry.versions import LineageDataset, LineageSlices, lineage, resolve_model_ref
 from cvcycle.settings import Settings
 from cvcycle.store import BlobStore
 from cvcycle.train.service import clone_run, list_runs, show_run, train_model
@@ -72,11 +72,11 @@ def test_a_run_records_its_inputs_and_produces_a_candidate(
         assert [(c.alias, c.old_version, c.new_version) for c in changes] == [("candidate", None, 1)]
 
         trail = lineage(session, "detector@1")
-        assert trail["dataset"] == {"name": "home", "version": 1}
-        assert trail["slices"] == {"train": "train", "val": "val"}
-        assert trail["run"]["id"] == run.id and trail["ancestors"] == []
+        assert trail.dataset == LineageDataset(name="home", version=1)
+        assert trail.slices == LineageSlices(train="train", val="val")
+        assert trail.run and trail.run.id == run.id and trail.ancestors == []
         assert list_runs(session)[0].model_versions == ["detector@1"]
-        assert show_run(session, run.id)["config_sources"]["seed"] == "set"
+        assert show_run(session, run.id, settings).config_sources["seed"] == "set"
 
     client = MlflowClient(tracking_uri=settings.tracking_url)
     tracked = client.get_run(result.tracker_run_id)
@@ -134,7 +134,7 @@ def test_a_clone_changes_only_the_overrides_and_moves_the_candidate(
             (None, 1, f"trained by run {first.run_id}"),
             (1, 2, f"trained by run {second.run_id}"),
         ]
-        assert [a["id"] for a in lineage(session, "detector@2")["ancestors"]] == [first.run_id]
+        assert [a.id for a in lineage(session, "detector@2").ancestors] == [first.run_id]
 
     # --from takes the parent's config as the layer under --set, and records the parent.
     third = train_model(db, store, settings, dataset=day_dataset, from_model="detector@2", sets=["epochs=1"])

@@ -48,6 +48,7 @@ def test_run_page_shows_metrics_and_history(
 def test_dataset_diff_and_unknown_names_show_the_api_error(page: Any, live: Live) -> None:
     page.goto(f"{live.url}/datasets/home")
     expect(page.locator("#diff")).to_contain_text("home@1")
+    expect(page.get_by_role("cell", name="every frame", exact=True)).to_be_visible()  # the slice "all"
     page.goto(f"{live.url}/datasets/no-such-set")
     expect(page.locator(".error")).to_contain_text("dataset 'no-such-set' does not exist")
     page.goto(f"{live.url}/nowhere")

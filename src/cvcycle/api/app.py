@@ -1,17 +1,21 @@
 """The FastAPI application: services on ``app.state``, errors as ``{"error", "hint"}``, the web UI.
 
 Errors from the one hierarchy in :mod:`cvcycle.errors` keep their HTTP status; request validation
-errors become 422 with the failing field named in ``error``. The browser UI is static ES modules
+errors become 422 with the failing field named in ``error``. Both bodies are records declared for
+every route (``Problem``, ``InvalidRequest``), so ``/openapi.json`` shows them as it shows the
+records each route returns. The browser UI is static ES modules
 served from ``cvcycle/web/static``; every path that is not ``/api/...`` or a static file gets the
 shell ``index.html`` so the front end's router can take it.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
@@ -19,6 +23,7 @@ from fastapi.staticfiles import StaticFiles
 import cvcycle
 from cvcycle.db import Database, open_database
 from cvcycle.errors import CvcycleError
+from cvcycle.records import to_jsonable
 from cvcycle.settings import Settings, get_settings
 from cvcycle.store import BlobStore, open_store
 
@@ -28,6 +33,27 @@ SHELL_CSP = (
     "default-src 'self'; script-src 'self'; object-src 'none'; base-uri 'self'; frame-ancestors 'none'; "
     "img-src 'self' data: blob:; media-src 'self' blob:; style-src 'self' 'unsafe-inline'"
 )
+
+
+@dataclass(frozen=True)
+class Problem:
+    """What went wrong, and what to do about it where there is something to do."""
+
+    error: str
+    hint: str | None
+
+
+@dataclass(frozen=True)
+class InvalidRequest(Problem):
+    """A request that does not parse: ``error`` names the failing fields, ``detail`` is pydantic's list."""
+
+    detail: list[dict[str, Any]]
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    "4XX": {"model": Problem, "description": "A user error: not found, conflict, invalid input, ..."},
+    422: {"model": InvalidRequest, "description": "The request does not parse."},
+}
 
 
 def _field_path(loc: tuple[Any, ...] | list[Any]) -> str:
@@ -50,24 +76,24 @@ def create_app(
 
     @app.exception_handler(CvcycleError)
     async def _cvcycle_error(_: Request, exc: CvcycleError) -> JSONResponse:
-        return JSONResponse({"error": exc.message, "hint": exc.hint}, status_code=exc.http_status)
+        return JSONResponse(to_jsonable(Problem(exc.message, exc.hint)), status_code=exc.http_status)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
         problems = [f"{_field_path(e.get('loc', ()))}: {e.get('msg', 'invalid')}" for e in exc.errors()]
-        return JSONResponse(
-            {"error": "; ".join(problems), "hint": None, "detail": exc.errors()}, status_code=422
-        )
+        # jsonable_encoder: an error's ``ctx`` may hold the exception a validator raised.
+        body = InvalidRequest("; ".join(problems), None, jsonable_encoder(exc.errors()))
+        return JSONResponse(to_jsonable(body), status_code=422)
 
     for router in ROUTERS:
-        app.include_router(router)
+        app.include_router(router, responses=ERROR_RESPONSES)
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.get("/{path:path}", include_in_schema=False)
     async def _shell(path: str) -> Any:
         if path.startswith("api/"):
-            return JSONResponse({"error": f"no API route /{path}", "hint": "see /openapi.json"}, 404)
+            return JSONResponse(to_jsonable(Problem(f"no API route /{path}", "see /openapi.json")), 404)
         return FileResponse(STATIC_DIR / "index.html", headers={"Content-Security-Policy": SHELL_CSP})
 
     return app

@@ -13,7 +13,7 @@ from cvcycle.data.manifest import materialize_manifest
 from cvcycle.data.selection import resolve_selection
 from cvcycle.data.slices import delete_slice, save_slice
 from cvcycle.data.snapshot import show_dataset
-from cvcycle.data.versions import commit_version, diff_versions, list_versions
+from cvcycle.data.versions import KeyedRowsDiff, RowsDiff, commit_version, diff_versions, list_versions
 from cvcycle.errors import InvalidInput
 from cvcycle.refs import format_ref
 from cvcycle.settings import get_settings
@@ -30,11 +30,11 @@ def commit(
     with database().write() as session:
         info = commit_version(session, name, message, author)
     if as_json:
-        print_json(info.to_json())
+        print_json(info)
         return
     change = info.stats["change"]
     console.print(
-        f"{format_ref(name, info.number)}: +{change['frames']['added']} frames, "
+        f"{format_ref(name, info.version)}: +{change['frames']['added']} frames, "
         f"+{sum(change['labels']['added'].values())} -{sum(change['labels']['removed'].values())} boxes, "
         f"+{sum(change['segments']['added'].values())} segments",
         highlight=False,
@@ -47,13 +47,13 @@ def log(name: str = typer.Argument(..., help="Dataset name."), as_json: bool = J
     with database().read() as session:
         versions = list_versions(session, name)
     if as_json:
-        print_json([v.to_json() for v in versions])
+        print_json(versions)
         return
     table = Table("version", "created", "frames", "boxes", "segments", "message")
     for v in versions:
         totals = v.stats["totals"]
         table.add_row(
-            str(v.number),
+            str(v.version),
             v.created_at.strftime("%Y-%m-%d %H:%M"),
             str(totals["frames"]),
             str(totals["labels"]),
@@ -77,14 +77,14 @@ def show(
     if as_json:
         print_json(data)
         return
-    where = f"{data['dataset']} (working copy)"
-    if data["version"]:
-        where = format_ref(data["dataset"], data["version"])
-    console.print(f"{where}  slice={data['slice']['name']}", highlight=False)
-    console.print(f"frames {data['frames']}  media {data['media']}  splits {data['splits']}", highlight=False)
-    for kind in ("labels", "segments"):
-        per_class = ", ".join(f"{k}={v}" for k, v in data[kind]["per_class"].items()) or "-"
-        console.print(f"{kind} {data[kind]['total']}: {per_class}", highlight=False)
+    where = f"{data.dataset} (working copy)"
+    if data.version:
+        where = format_ref(data.dataset, data.version)
+    console.print(f"{where}  slice={data.slice.name}", highlight=False)
+    console.print(f"frames {data.frames}  media {data.media}  splits {data.splits}", highlight=False)
+    for kind, counts in (("labels", data.labels), ("segments", data.segments)):
+        per_class = ", ".join(f"{k}={v}" for k, v in counts.per_class.items()) or "-"
+        console.print(f"{kind} {counts.total}: {per_class}", highlight=False)
 
 
 @handle_errors
@@ -102,11 +102,9 @@ def diff(
         return
     console.print(f"{name} {old} -> {new}", highlight=False)
     for kind in ("frames", "labels", "segments", "tags"):
-        part = data[kind]
-        changed = f" ~{part['changed']['count']}" if "changed" in part else ""
-        console.print(
-            f"  {kind:9} +{part['added']['count']} -{part['removed']['count']}{changed}", highlight=False
-        )
+        part: RowsDiff | KeyedRowsDiff = getattr(data, kind)
+        changed = f" ~{part.changed.count}" if isinstance(part, KeyedRowsDiff) else ""
+        console.print(f"  {kind:9} +{part.added.count} -{part.removed.count}{changed}", highlight=False)
 
 
 @handle_errors
@@ -122,8 +120,8 @@ def slices(
         return
     table = Table("slice", "kind", "definition", "frames")
     for row in rows:
-        definition = row.get("filter") or (f"{row['frames']} listed frames" if "frames" in row else "")
-        table.add_row(row["name"], row["kind"], definition, str(row["frame_count"]))
+        definition = row.filter or (f"{row.frames} listed frames" if row.frames is not None else "")
+        table.add_row(row.name, row.kind, definition, str(row.frame_count))
     console.print(table)
 
 
@@ -150,7 +148,7 @@ def slice_cmd(
         else:
             spec = save_slice(session, name, slice_name, filter=filter, frame_ids=frame_ids)
     if as_json:
-        print_json(spec.to_json() if spec else {"deleted": slice_name})
+        print_json(spec.info if spec else {"deleted": slice_name})
     else:
         console.print(f"slice {slice_name} {'deleted' if spec is None else 'saved'} in {name} (working copy)")
 

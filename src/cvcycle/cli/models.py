@@ -26,7 +26,7 @@ def list_command(
     with database().read() as session:
         versions = list_model_versions(session, model)
     if as_json:
-        print_json([v.to_json() for v in versions])
+        print_json(versions)
         return
     table = Table("version", "aliases", "adapter", "run", "classes", "artifacts", "created")
     for v in versions:
@@ -55,20 +55,19 @@ def show(
     if as_json:
         print_json(data)
         return
-    model = data["model"]
-    console.print(f"{model['ref']}  aliases {', '.join(model['aliases']) or '-'}  adapter {model['adapter']}")
-    run = data["run"]
+    model = data.model
+    console.print(f"{model.ref}  aliases {', '.join(model.aliases) or '-'}  adapter {model.adapter}")
+    run = data.run
     if run is None:
         console.print("no training run on record", highlight=False)
         return
     console.print(
-        f"run {run['id']} ({run['status']}) on {run['dataset']}"
-        f"  train {run['train_slice']}  val {run['val_slice']}",
+        f"run {run.id} ({run.status}) on {run.dataset}  train {run.train_slice}  val {run.val_slice}",
         highlight=False,
     )
-    for ancestor in data["ancestors"]:
-        made = ", ".join(ancestor["model_versions"]) or "no version"
-        console.print(f"  parent run {ancestor['id']} on {ancestor['dataset']} -> {made}", highlight=False)
+    for ancestor in data.ancestors:
+        made = ", ".join(ancestor.model_versions) or "no version"
+        console.print(f"  parent run {ancestor.id} on {ancestor.dataset} -> {made}", highlight=False)
 
 
 @handle_errors
@@ -79,26 +78,17 @@ def alias(
     as_json: bool = JsonOption,
 ) -> None:
     """Point an alias at a version (the move is recorded with its reason)."""
-    from cvcycle.registry.versions import resolve_model_ref, set_alias
+    from cvcycle.registry.versions import move_alias
 
     with database().write() as session:
-        target = resolve_model_ref(session, model_ref)
-        name, number = target.name, target.version
-        change = set_alias(session, name, alias_name, number, reason)
-    moved, pointed = format_ref(name, alias=alias_name), format_ref(name, number)
-    data = {
-        "model": name,
-        "alias": alias_name,
-        "version": number,
-        "previous": change.old_version if change else number,
-        "changed": change is not None,
-    }
+        data = move_alias(session, model_ref, alias_name, reason)
+    moved, pointed = format_ref(data.model, alias=data.alias), format_ref(data.model, data.version)
     if as_json:
         print_json(data)
-    elif change is None:
+    elif not data.changed:
         console.print(f"{moved} already points at {pointed}", highlight=False)
     else:
-        before = format_ref(name, change.old_version) if change.old_version else "nothing"
+        before = format_ref(data.model, data.previous) if data.previous else "nothing"
         console.print(f"{moved} -> {pointed} (was {before})", highlight=False)
 
 
@@ -129,27 +119,27 @@ def export(
     if as_json:
         print_json(result)
     else:
-        report = result["verification"]
+        report = result.verification
         table = Table("output", "max abs", "max rel", "p99 abs", "outside tolerance", "verdict")
-        for out in report["outputs"]:
+        for out in report.outputs:
             table.add_row(
-                out["name"],
-                f"{out['max_abs']:.3g}",
-                f"{out['max_rel']:.3g}",
-                f"{out['p99_abs']:.3g}",
-                out["problem"] or f"{out['mismatched']} of {out['elements']}",
-                "[green]pass[/]" if out["passed"] else "[red]FAIL[/]",
+                out.name,
+                f"{out.max_abs:.3g}",
+                f"{out.max_rel:.3g}",
+                f"{out.p99_abs:.3g}",
+                out.problem or f"{out.mismatched} of {out.elements}",
+                "[green]pass[/]" if out.passed else "[red]FAIL[/]",
             )
         console.print(table)
         console.print(
-            f"{result['model']}: ONNX {result['onnx']['size']:,} bytes, verified on {report['samples']} "
-            f"frames of {report['dataset']} slice {report['slice']!r} (rtol {report['rtol']:g}, "
-            f"atol {report['atol']:g}): {'passed' if result['passed'] else 'FAILED'}",
+            f"{result.model}: ONNX {result.onnx.size:,} bytes, verified on {report.samples} "
+            f"frames of {report.dataset} slice {report.slice!r} (rtol {report.rtol:g}, "
+            f"atol {report.atol:g}): {'passed' if result.passed else 'FAILED'}",
             highlight=False,
         )
-    if not result["passed"]:
+    if not result.passed:
         if not as_json:
-            for line in result["failures"]:
+            for line in result.failures:
                 err_console.print(f"[red]verification failed:[/] {line}", highlight=False)
         raise typer.Exit(1)
 

@@ -22,10 +22,10 @@ def publish(
     result = publish_model_version(database(), store(), model_ref, repo, max_batch_size=max_batch_size)
     if as_json:
         print_json(result)
-    elif result["changed"]:
-        console.print(f"published {result['ref']} to {result['model_file']}", highlight=False)
+    elif result.changed:
+        console.print(f"published {result.ref} to {result.model_file}", highlight=False)
     else:
-        console.print(f"{result['ref']} is already published in {result['repository']}", highlight=False)
+        console.print(f"{result.ref} is already published in {result.repository}", highlight=False)
 
 
 def register(app: typer.Typer) -> None:

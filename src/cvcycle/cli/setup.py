@@ -16,10 +16,10 @@ def init(as_json: bool = JsonOption) -> None:
     if as_json:
         print_json(result)
         return
-    console.print(f"home      {result['home']}")
-    console.print(f"database  {result['database']}  (schema {result['schema']})")
-    console.print(f"store     {result['store']}")
-    console.print(f"tracking  {result['tracking']}")
+    console.print(f"home      {result.home}")
+    console.print(f"database  {result.database}  (schema {result.schema})")
+    console.print(f"store     {result.store}")
+    console.print(f"tracking  {result.tracking}")
 
 
 def register(app: typer.Typer) -> None:

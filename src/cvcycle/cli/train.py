@@ -58,7 +58,7 @@ def training_progress(enabled: bool) -> Iterator[Callable[[TrainProgress], None]
 
 def _render(result: RunResult, as_json: bool) -> None:
     if as_json:
-        print_json(result.to_json())
+        print_json(result)
         return
     for note in result.notes:
         err_console.print(f"[yellow]note:[/] {note}", highlight=False)
@@ -122,7 +122,7 @@ def list_command(
     with database().read() as session:
         runs = list_runs(session, model, limit)
     if as_json:
-        print_json([r.to_json() for r in runs])
+        print_json(runs)
         return
     table = Table("run", "status", "model", "data", "versions", "val mAP50", "parent", "created")
     for r in runs:
@@ -135,7 +135,7 @@ def list_command(
             ", ".join(r.model_versions) or "-",
             f"{score:.3f}" if isinstance(score, int | float) else "-",
             str(r.parent_run_id or "-"),
-            r.created_at[:16].replace("T", " "),
+            r.created_at.strftime("%Y-%m-%d %H:%M"),
         )
     console.print(table)
 
@@ -146,33 +146,30 @@ def show(run_id: int = typer.Argument(..., help="Run id."), as_json: bool = Json
     from cvcycle.train.service import show_run
 
     with database().read() as session:
-        data = show_run(session, run_id)
+        data = show_run(session, run_id, get_settings())
     if as_json:
         print_json(data)
         return
     console.print(
-        f"run {data['id']} {data['status']}  model {data['model']}"
-        f" -> {', '.join(data['model_versions']) or '-'}",
+        f"run {data.id} {data.status}  model {data.model} -> {', '.join(data.model_versions) or '-'}",
         highlight=False,
     )
+    console.print(f"data {data.dataset}  train {data.train_slice}  val {data.val_slice}", highlight=False)
+    dirty = " (dirty)" if data.code_dirty else ""
     console.print(
-        f"data {data['dataset']}  train {data['train_slice']}  val {data['val_slice']}", highlight=False
-    )
-    dirty = " (dirty)" if data["code_dirty"] else ""
-    console.print(
-        f"code {data['code_version'] or '-'}{dirty}  seed {data['seed']}"
-        f"  parent {data['parent_run_id'] or '-'}"
-        f"  tracker {data['tracker_run_id'] or '-'}",
+        f"code {data.code_version or '-'}{dirty}  seed {data.seed}"
+        f"  parent {data.parent_run_id or '-'}"
+        f"  tracker {data.tracker_url or data.tracker_run_id or '-'}",
         highlight=False,
     )
     table = Table("key", "value", "from")
-    for key, value in data["config"].items():
-        table.add_row(key, str(value), data["config_sources"].get(key, "?"))
+    for key, value in data.config.items():
+        table.add_row(key, str(value), data.config_sources.get(key, "?"))
     console.print(table)
-    if data["metrics"]:
-        console.print("  ".join(f"{k} {_short(v)}" for k, v in data["metrics"].items()), highlight=False)
-    if data["error"]:
-        console.print(f"[red]error:[/] {data['error']}", highlight=False)
+    if data.metrics:
+        console.print("  ".join(f"{k} {_short(v)}" for k, v in data.metrics.items()), highlight=False)
+    if data.error:
+        console.print(f"[red]error:[/] {data.error}", highlight=False)
 
 
 def _short(value: Any) -> str:

@@ -8,7 +8,6 @@ digest and the index, and callers may let browsers cache the answer for good.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import select
 
@@ -23,6 +22,8 @@ DISPLAY_QUALITY = 85
 
 @dataclass(frozen=True)
 class MediaInfo:
+    """A medium's facts for the UI; ``frame_url`` is the template of its frames' URLs (``{index}``)."""
+
     id: int
     kind: str
     file_name: str
@@ -31,20 +32,7 @@ class MediaInfo:
     fps: float | None
     frame_count: int
     sample_every: int
-    sha256: str
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "kind": self.kind,
-            "file_name": self.file_name,
-            "width": self.width,
-            "height": self.height,
-            "fps": self.fps,
-            "frame_count": self.frame_count,
-            "sample_every": self.sample_every,
-            "frame_url": f"/api/media/{self.id}/frames/{{index}}.jpg",
-        }
+    frame_url: str
 
 
 @dataclass(frozen=True)
@@ -65,7 +53,15 @@ def _media(db: Database, media_id: int) -> Media:
 def get_media_info(db: Database, media_id: int) -> MediaInfo:
     m = _media(db, media_id)
     return MediaInfo(
-        m.id, m.kind, m.file_name, m.width, m.height, m.fps, m.frame_count, m.sample_every, m.sha256
+        m.id,
+        m.kind,
+        m.file_name,
+        m.width,
+        m.height,
+        m.fps,
+        m.frame_count,
+        m.sample_every,
+        f"/api/media/{m.id}/frames/{{index}}.jpg",
     )
 
 

@@ -131,13 +131,20 @@ class SliceSpec:
     frame_ids: list[int] | None
     clauses: tuple[Clause, ...] = ()
 
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"name": self.name, "kind": self.kind}
-        if self.filter is not None:
-            out["filter"] = self.filter
-        if self.frame_ids is not None:
-            out["frames"] = len(self.frame_ids)
-        return out
+    @property
+    def info(self) -> SliceInfo:
+        frames = None if self.frame_ids is None else len(self.frame_ids)
+        return SliceInfo(self.name, self.kind, self.filter, frames)
+
+
+@dataclass(frozen=True)
+class SliceInfo:
+    """A slice as listings show it: its ``filter``, or how many ``frames`` it lists (None otherwise)."""
+
+    name: str
+    kind: str  # builtin | filter | list
+    filter: str | None
+    frames: int | None
 
 
 def frames_query(ref: ResolvedRef, spec: SliceSpec) -> FramesQuery:

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from cvcycle.data.datasets import ResolvedRef
 from cvcycle.data.selection import Selection, resolve_selection
+from cvcycle.data.slices import SliceInfo
 from cvcycle.data.versions import visible_at
 from cvcycle.db.models import Frame, Label, Media, Segment
 from cvcycle.refs import DatasetRef
@@ -128,9 +129,36 @@ def segments_of(session: Session, ref: ResolvedRef, media_ids: list[int]) -> lis
     )
 
 
+@dataclass(frozen=True)
+class ClassCounts:
+    total: int
+    per_class: dict[str, int]
+
+
+@dataclass(frozen=True)
+class DatasetSummary:
+    """A version (or the working copy) through a slice: frames, media, splits, boxes and segments."""
+
+    dataset: str
+    version: int | None  # None for the working copy
+    working_copy: bool
+    head: int
+    slice: SliceInfo
+    frames: int
+    media: int
+    splits: dict[str, int]  # frames per train/val/test
+    labels: ClassCounts
+    segments: ClassCounts
+
+
+def _class_counts(per_class: dict[str, Any]) -> ClassCounts:
+    counts = {k: int(v) for k, v in per_class.items()}
+    return ClassCounts(total=sum(counts.values()), per_class=counts)
+
+
 def show_dataset(
     session: Session, dataset: str | DatasetRef, slice_text: str | None = None
-) -> dict[str, Any]:
+) -> DatasetSummary:
     """Counts of frames, media, boxes and segments per class, and frames per split."""
     selection = resolve_selection(session, dataset, slice_text)
     ref, spec = selection.ref, selection.slice
@@ -162,21 +190,15 @@ def show_dataset(
             .order_by(Segment.cls)
         ).all()
     )
-    return {
-        "dataset": ref.dataset.name,
-        "version": ref.version if ref.committed else None,
-        "working_copy": not ref.committed,
-        "head": ref.dataset.head,
-        "slice": spec.to_json(),
-        "frames": int(frames),
-        "media": int(media),
-        "splits": {k: int(splits.get(k, 0)) for k in ("train", "val", "test")},
-        "labels": {
-            "total": int(sum(per_class.values())),
-            "per_class": {k: int(v) for k, v in per_class.items()},
-        },
-        "segments": {
-            "total": int(sum(segments.values())),
-            "per_class": {k: int(v) for k, v in segments.items()},
-        },
-    }
+    return DatasetSummary(
+        dataset=ref.dataset.name,
+        version=ref.version if ref.committed else None,
+        working_copy=not ref.committed,
+        head=ref.dataset.head,
+        slice=spec.info,
+        frames=int(frames),
+        media=int(media),
+        splits={k: int(splits.get(k, 0)) for k in ("train", "val", "test")},
+        labels=_class_counts(per_class),
+        segments=_class_counts(segments),
+    )

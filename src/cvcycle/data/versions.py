@@ -14,12 +14,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import ColumnElement, and_, delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from cvcycle.data.datasets import get_dataset, lock_dataset, resolve_ref
 from cvcycle.db.models import Dataset, DatasetFrame, DatasetVersion, Label, Segment, Slice, Tag
 from cvcycle.errors import InvalidInput
+from cvcycle.records import to_jsonable
 from cvcycle.refs import DatasetRef
 
 #: How a diff names the working copy (see ``diff_endpoints``).
@@ -52,22 +54,75 @@ def removed_between(model: VersionedModel, old: int, new: int) -> ColumnElement[
 
 @dataclass(frozen=True)
 class VersionInfo:
+    """A committed version: its message, author, time and ``stats`` (``totals`` and ``change``)."""
+
     dataset: str
-    number: int
+    version: int
     message: str
     author: str
     created_at: datetime
     stats: dict[str, Any]
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "dataset": self.dataset,
-            "version": self.number,
-            "message": self.message,
-            "author": self.author,
-            "created_at": self.created_at.isoformat(),
-            "stats": self.stats,
-        }
+
+@dataclass(frozen=True)
+class RowIds:
+    """Rows of one table on one side of a diff: how many, and their ids."""
+
+    count: int
+    ids: list[int]
+
+
+@dataclass(frozen=True)
+class ClassedRowIds(RowIds):
+    """Rows of a table whose rows carry a class: how many, their ids, and how many per class."""
+
+    per_class: dict[str, int]
+
+
+@dataclass(frozen=True)
+class ChangedRow:
+    """One row edited between the versions: its stable key, and its row id on either side."""
+
+    key: int
+    old_id: int
+    new_id: int
+
+
+@dataclass(frozen=True)
+class ChangedRows:
+    count: int
+    items: list[ChangedRow]
+
+
+@dataclass(frozen=True)
+class RowsDiff:
+    """Frames or tags added and removed."""
+
+    added: RowIds
+    removed: RowIds
+
+
+@dataclass(frozen=True)
+class KeyedRowsDiff:
+    """Labels or segments added, removed, and changed (the same key with another row)."""
+
+    added: ClassedRowIds
+    removed: ClassedRowIds
+    changed: ChangedRows
+
+
+class DatasetDiff(BaseModel):
+    """What changed from version ``from`` to ``to`` of a dataset (either may be the working copy)."""
+
+    model_config = ConfigDict(frozen=True, validate_by_name=True)
+
+    dataset: str
+    old: int = Field(alias="from")
+    new: int = Field(alias="to")
+    frames: RowsDiff
+    labels: KeyedRowsDiff
+    segments: KeyedRowsDiff
+    tags: RowsDiff
 
 
 def _class_counts(session: Session, model: type[Label] | type[Segment], where: Any) -> Counter[str]:
@@ -79,53 +134,76 @@ def _count(session: Session, model: VersionedModel, where: Any) -> int:
     return int(session.scalar(select(func.count()).select_from(model).where(where)) or 0)
 
 
-def _change_stats(session: Session, dataset_id: int, old: int, new: int) -> dict[str, Any]:
+@dataclass(frozen=True)
+class CountChange:
+    added: int
+    removed: int
+
+
+@dataclass(frozen=True)
+class ClassChange:
+    """Rows added and removed, per class."""
+
+    added: dict[str, int]
+    removed: dict[str, int]
+
+
+@dataclass(frozen=True)
+class ChangeStats:
+    """What changed between two versions, by count (the ``change`` a commit records in its stats)."""
+
+    frames: CountChange
+    tags: CountChange
+    slices: CountChange
+    labels: ClassChange
+    segments: ClassChange
+
+    @property
+    def empty(self) -> bool:
+        counts = (self.frames, self.tags, self.slices)
+        classed = (self.labels, self.segments)
+        return not any(c.added or c.removed for c in counts) and not any(
+            sum(c.added.values()) or sum(c.removed.values()) for c in classed
+        )
+
+
+def _change_stats(session: Session, dataset_id: int, old: int, new: int) -> ChangeStats:
     """Counts of what changed between ``old`` and ``new``: reads only the changed rows."""
-    change: dict[str, Any] = {}
-    plain: tuple[tuple[str, VersionedModel], ...] = (
-        ("frames", DatasetFrame),
-        ("tags", Tag),
-        ("slices", Slice),
-    )
-    for name, model in plain:
+
+    def counted(model: VersionedModel) -> CountChange:
         mine = model.dataset_id == dataset_id
-        change[name] = {
-            "added": _count(session, model, and_(mine, added_between(model, old, new))),
-            "removed": _count(session, model, and_(mine, removed_between(model, old, new))),
-        }
-    classed: tuple[tuple[str, type[Label] | type[Segment]], ...] = (("labels", Label), ("segments", Segment))
-    for name, classed_model in classed:
-        mine = classed_model.dataset_id == dataset_id
-        added = added_between(classed_model, old, new)
-        removed = removed_between(classed_model, old, new)
-        change[name] = {
-            "added": dict(_class_counts(session, classed_model, and_(mine, added))),
-            "removed": dict(_class_counts(session, classed_model, and_(mine, removed))),
-        }
-    return change
+        return CountChange(
+            added=_count(session, model, and_(mine, added_between(model, old, new))),
+            removed=_count(session, model, and_(mine, removed_between(model, old, new))),
+        )
+
+    def classed(model: type[Label] | type[Segment]) -> ClassChange:
+        mine = model.dataset_id == dataset_id
+        return ClassChange(
+            added=dict(_class_counts(session, model, and_(mine, added_between(model, old, new)))),
+            removed=dict(_class_counts(session, model, and_(mine, removed_between(model, old, new)))),
+        )
+
+    return ChangeStats(
+        frames=counted(DatasetFrame),
+        tags=counted(Tag),
+        slices=counted(Slice),
+        labels=classed(Label),
+        segments=classed(Segment),
+    )
 
 
-def _apply_change(previous: dict[str, Any], change: dict[str, Any]) -> dict[str, Any]:
-    totals = {
-        name: previous.get(name, 0) + change[name]["added"] - change[name]["removed"]
-        for name in ("frames", "tags", "slices")
-    }
-    for name in ("labels", "segments"):
+def _apply_change(previous: dict[str, Any], change: ChangeStats) -> dict[str, Any]:
+    counts = {"frames": change.frames, "tags": change.tags, "slices": change.slices}
+    totals = {name: previous.get(name, 0) + c.added - c.removed for name, c in counts.items()}
+    for name, classes in (("labels", change.labels), ("segments", change.segments)):
         per_class = Counter(previous.get(f"{name}_per_class", {}))
-        per_class.update(change[name]["added"])
-        per_class.subtract(change[name]["removed"])
+        per_class.update(classes.added)
+        per_class.subtract(classes.removed)
         clean = {cls: n for cls, n in sorted(per_class.items()) if n}
         totals[name] = sum(clean.values())
         totals[f"{name}_per_class"] = clean
     return totals
-
-
-def has_changes(change: dict[str, Any]) -> bool:
-    return any(
-        sum(change[name][side].values()) if isinstance(change[name][side], dict) else change[name][side]
-        for name in change
-        for side in ("added", "removed")
-    )
 
 
 def commit_version(session: Session, name: str, message: str, author: str = "") -> VersionInfo:
@@ -140,7 +218,7 @@ def commit_version(session: Session, name: str, message: str, author: str = "") 
             )
         )
     change = _change_stats(session, dataset.id, dataset.head, new)
-    if not has_changes(change):
+    if change.empty:
         raise InvalidInput(
             f"nothing to commit in dataset {name!r}: the working copy equals version {dataset.head}",
             hint="ingest, synth, import or label something first",
@@ -155,7 +233,7 @@ def commit_version(session: Session, name: str, message: str, author: str = "") 
             )
             or {}
         )
-    stats = {"totals": _apply_change(previous.get("totals", {}), change), "change": change}
+    stats = {"totals": _apply_change(previous.get("totals", {}), change), "change": to_jsonable(change)}
     version = _record_version(session, dataset.id, new, message, author, stats)
     dataset.head = new
     session.flush()
@@ -183,7 +261,7 @@ def list_versions(session: Session, name: str) -> list[VersionInfo]:
     return [VersionInfo(dataset.name, v.number, v.message, v.author, v.created_at, v.stats) for v in rows]
 
 
-def working_copy_changes(session: Session, name: str) -> dict[str, Any]:
+def working_copy_changes(session: Session, name: str) -> ChangeStats:
     """What a commit of ``name`` would record, without committing."""
     dataset = get_dataset(session, name)
     return _change_stats(session, dataset.id, dataset.head, dataset.head + 1)
@@ -193,10 +271,21 @@ def _ids(session: Session, column: Any, where: Any) -> list[int]:
     return [int(i) for i in session.scalars(select(column).where(where).order_by(column))]
 
 
+def _classed(rows: dict[int, tuple[int, str]]) -> ClassedRowIds:
+    return ClassedRowIds(
+        count=len(rows),
+        ids=sorted(int(i) for i, _ in rows.values()),
+        per_class=dict(sorted(Counter(c for _, c in rows.values()).items())),
+    )
+
+
 def _diff_keyed(
-    session: Session, model: type[Label] | type[Segment], dataset_id: int, old: int, new: int
-) -> dict[str, Any]:
-    """Added, removed and changed rows of a table whose rows carry a stable ``key`` across edits."""
+    session: Session, model: type[Label] | type[Segment], dataset_id: int, old: int, new: int, backwards: bool
+) -> KeyedRowsDiff:
+    """Added, removed and changed rows of a table whose rows carry a stable ``key`` across edits.
+
+    ``old`` < ``new``; ``backwards`` reports the change from ``new`` to ``old`` instead.
+    """
     mine = model.dataset_id == dataset_id
     columns = (model.key, model.id, model.cls)
     added = {
@@ -207,25 +296,26 @@ def _diff_keyed(
         for k, i, c in session.execute(select(*columns).where(mine, removed_between(model, old, new)))
     }
     changed_keys = sorted(set(added) & set(removed))
-    changed = [
-        {"key": int(k), "old_id": int(removed[k][0]), "new_id": int(added[k][0])} for k in changed_keys
-    ]
+    before, after = (added, removed) if backwards else (removed, added)
+    changed = [ChangedRow(int(k), int(before[k][0]), int(after[k][0])) for k in changed_keys]
     for key in changed_keys:
         del added[key]
         del removed[key]
-    return {
-        "added": {
-            "count": len(added),
-            "ids": sorted(int(i) for i, _ in added.values()),
-            "per_class": dict(sorted(Counter(c for _, c in added.values()).items())),
-        },
-        "removed": {
-            "count": len(removed),
-            "ids": sorted(int(i) for i, _ in removed.values()),
-            "per_class": dict(sorted(Counter(c for _, c in removed.values()).items())),
-        },
-        "changed": {"count": len(changed), "items": changed},
-    }
+    if backwards:
+        added, removed = removed, added
+    return KeyedRowsDiff(_classed(added), _classed(removed), ChangedRows(len(changed), changed))
+
+
+def _diff_plain(
+    session: Session, model: VersionedModel, column: Any, dataset_id: int, old: int, new: int, backwards: bool
+) -> RowsDiff:
+    """Added and removed ids (``column``) of a table: ``old`` < ``new``, reported backwards if asked."""
+    mine = model.dataset_id == dataset_id
+    added = _ids(session, column, and_(mine, added_between(model, old, new)))
+    removed = _ids(session, column, and_(mine, removed_between(model, old, new)))
+    if backwards:
+        added, removed = removed, added
+    return RowsDiff(RowIds(len(added), added), RowIds(len(removed), removed))
 
 
 def diff_endpoints(session: Session, dataset: Dataset, old: int | str, new: int | str) -> tuple[int, int]:
@@ -255,46 +345,22 @@ def diff_endpoints(session: Session, dataset: Dataset, old: int | str, new: int 
     return sides
 
 
-def diff_versions(session: Session, name: str, old: int | str, new: int | str) -> dict[str, Any]:
+def diff_versions(session: Session, name: str, old: int | str, new: int | str) -> DatasetDiff:
     """Frames, labels, segments and tags added, removed or changed from version ``old`` to ``new``.
 
     Either side may be the working copy (see ``diff_endpoints``). Reads only the rows of the change.
     """
     dataset = get_dataset(session, name)
     old, new = diff_endpoints(session, dataset, old, new)
-    direction = 1
-    if old > new:
-        old, new, direction = new, old, -1
-    mine = DatasetFrame.dataset_id == dataset.id
-    frames_added = _ids(session, DatasetFrame.frame_id, and_(mine, added_between(DatasetFrame, old, new)))
-    frames_removed = _ids(session, DatasetFrame.frame_id, and_(mine, removed_between(DatasetFrame, old, new)))
-    labels = _diff_keyed(session, Label, dataset.id, old, new)
-    segments = _diff_keyed(session, Segment, dataset.id, old, new)
-    tags_mine = Tag.dataset_id == dataset.id
-    tags_added = _ids(session, Tag.id, and_(tags_mine, added_between(Tag, old, new)))
-    tags_removed = _ids(session, Tag.id, and_(tags_mine, removed_between(Tag, old, new)))
-    frames = {
-        "added": {"count": len(frames_added), "ids": frames_added},
-        "removed": {"count": len(frames_removed), "ids": frames_removed},
-    }
-    tags = {
-        "added": {"count": len(tags_added), "ids": tags_added},
-        "removed": {"count": len(tags_removed), "ids": tags_removed},
-    }
-    if direction < 0:
-        # Diffing backwards: what the newer version added, the older one lacks.
-        for part in (frames, labels, segments, tags):
-            part["added"], part["removed"] = part["removed"], part["added"]
-        for keyed in (labels, segments):
-            for item in keyed["changed"]["items"]:
-                item["old_id"], item["new_id"] = item["new_id"], item["old_id"]
-        old, new = new, old
-    return {
-        "dataset": name,
-        "from": old,
-        "to": new,
-        "frames": frames,
-        "labels": labels,
-        "segments": segments,
-        "tags": tags,
-    }
+    # Diffing backwards: what the newer version added, the older one lacks.
+    backwards = old > new
+    low, high = min(old, new), max(old, new)
+    return DatasetDiff(
+        dataset=name,
+        old=old,
+        new=new,
+        frames=_diff_plain(session, DatasetFrame, DatasetFrame.frame_id, dataset.id, low, high, backwards),
+        labels=_diff_keyed(session, Label, dataset.id, low, high, backwards),
+        segments=_diff_keyed(session, Segment, dataset.id, low, high, backwards),
+        tags=_diff_plain(session, Tag, Tag.id, dataset.id, low, high, backwards),
+    )

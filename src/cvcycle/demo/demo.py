@@ -35,6 +35,7 @@ from cvcycle.data.versions import commit_version
 from cvcycle.db import Database, open_database
 from cvcycle.home import init_home
 from cvcycle.media import decode_jpeg
+from cvcycle.records import to_jsonable
 from cvcycle.refs import DatasetRef, ModelRef, format_ref
 from cvcycle.settings import Settings
 from cvcycle.store import BlobStore, open_store
@@ -373,7 +374,7 @@ def _train(
     result = train_model(
         db, store, settings, dataset=dataset, train_slice="train", val_slice="val", sets=sets
     )
-    return {**result.to_json(), "init_from": init_from}
+    return {**to_jsonable(result), "init_from": init_from}
 
 
 def run_demo(
@@ -389,7 +390,7 @@ def run_demo(
     report = DemoReport()
     stages = Stages(report, on_stage)
     with stages("init home", "platform") as d:
-        d.update(init_home(settings))
+        d.update(to_jsonable(init_home(settings)))
         db, store = open_database(settings), open_store(settings)
     repo = settings.model_repository_dir
     with stages("render v1 data: day scenes, no dogs", "simulation") as d:
@@ -404,16 +405,16 @@ def run_demo(
         )
         d["boxes"] = synth.boxes
     with stages("commit home@1", "platform") as d, db.write() as session:
-        d["version"] = commit_version(session, "home", "day scenes, no dogs").number
+        d["version"] = commit_version(session, "home", "day scenes, no dogs").version
     with stages("train detector@1 on home@1", "training") as d:
         v1 = _train(db, store, settings, "home@1", options)
         d.update(v1)
     with stages("detector@1 -> production", "platform"), db.write() as session:
         set_alias(session, MODEL, "production", 1, reason="first model")
     with stages("export + verify detector@1", "evaluation") as d:
-        d["verification"] = export_model_version(db, store, f"{MODEL}@1")
+        d["verification"] = to_jsonable(export_model_version(db, store, f"{MODEL}@1"))
     with stages("publish detector@1, start the server", "platform") as d:
-        d["published"] = publish_model_version(db, store, f"{MODEL}@1", repo)
+        d["published"] = to_jsonable(publish_model_version(db, store, f"{MODEL}@1", repo))
         server = _Server(repo)
         server.start()
         server.wait_for_version(MODEL, 1)
@@ -427,7 +428,7 @@ def run_demo(
         with stages("commit home@2", "platform") as d:
             with db.write() as session:
                 info = commit_version(session, "home", "operator feedback on night scenes with dogs")
-            d["version"], d["change"] = info.number, info.stats["change"]
+            d["version"], d["change"] = info.version, info.stats["change"]
         with stages("train detector@2 on home@2, starting from detector@1", "training") as d:
             v2 = _train(db, store, settings, "home@2", options, init_from=f"{MODEL}@1")
             d.update(v2)
@@ -440,9 +441,9 @@ def run_demo(
         served = 1
         if gate.passed:
             with stages("export + verify detector@2", "evaluation") as d:
-                d["verification"] = export_model_version(db, store, f"{MODEL}@2")
+                d["verification"] = to_jsonable(export_model_version(db, store, f"{MODEL}@2"))
             with stages("publish detector@2 -> production, server swaps", "platform") as d:
-                d["published"] = publish_model_version(db, store, f"{MODEL}@2", repo)
+                d["published"] = to_jsonable(publish_model_version(db, store, f"{MODEL}@2", repo))
                 with db.write() as session:
                     set_alias(session, MODEL, "production", 2, reason="passed the gate")
                 server.wait_for_version(MODEL, 2)

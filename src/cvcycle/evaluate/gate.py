@@ -103,7 +103,7 @@ def gate_data(
             name: resolve_selection(session, diff_selection.ref, name) for name in corner_cases
         }
         if new_version != old_version:
-            added = diff_versions(session, dataset_name, old_version, new_version)["frames"]["added"]["ids"]
+            added = diff_versions(session, dataset_name, old_version, new_version).frames.added.ids
     old = load_eval_set(db, store, old_selection, name=OLD, progress=progress)
     diff = load_eval_set(db, store, diff_selection, name=DIFF, frame_ids=added, progress=progress)
     diff = dataclasses.replace(

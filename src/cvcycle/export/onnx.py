@@ -32,7 +32,7 @@ from __future__ import annotations
 import tempfile
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -186,9 +186,6 @@ class VerificationReport:
     outputs: list[OutputError] = field(default_factory=list)
     onnxruntime: str = ort.__version__
     torch: str = torch.__version__
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
 
     def failures(self) -> list[str]:
         """One line per failed output, naming it and why."""

@@ -10,7 +10,7 @@ failed verification is kept for the user to read, and publishing refuses it.
 from __future__ import annotations
 
 import time
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -20,20 +20,50 @@ from cvcycle.data.snapshot import FrameRow, snapshot_frames
 from cvcycle.db import Database
 from cvcycle.db.models import Dataset, ModelVersion, Run
 from cvcycle.errors import InvalidInput
-from cvcycle.export.onnx import export_onnx, verify_onnx
+from cvcycle.export.onnx import VerificationReport, export_onnx, verify_onnx
 from cvcycle.media import decode_jpeg
 from cvcycle.models.predictor import prepare_batch
+from cvcycle.records import fields_of, to_jsonable
 from cvcycle.refs import DatasetRef, format_ref
-from cvcycle.store import BlobStore
+from cvcycle.store import BlobRef, BlobStore
 
 #: Verification batch sizes, cycled: a batch of one, then larger ones.
 BATCH_SIZES = (1, 8)
 OPSET = 17
 
 
+@dataclass(kw_only=True)
+class ExportVerification(VerificationReport):
+    """The verification report as a version records it: which frames of which data it was run on."""
+
+    dataset: str  # home@3
+    slice: str
+    frame_ids: list[int]
+    onnx_key: str
+    opset: int
+
+
+@dataclass(frozen=True)
+class ExportSeconds:
+    export: float
+    verify: float
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """An exported version: its ONNX blob, the verdict (one line per failed output), the timings."""
+
+    model: str  # detector@3
+    onnx: BlobRef
+    passed: bool
+    failures: list[str]
+    seconds: ExportSeconds
+    verification: ExportVerification
+
+
 def export_model_version(
     db: Database, store: BlobStore, ref: str, frames_for_verification: int = 32
-) -> dict[str, Any]:
+) -> ExportResult:
     """Export ``ref`` to ONNX, verify it on validation frames, record both; returns the summary."""
     from cvcycle.registry.loading import load_model
     from cvcycle.registry.versions import resolve_model_ref
@@ -82,27 +112,27 @@ def export_model_version(
     verified = time.perf_counter()
 
     blob = store.put_bytes(onnx_bytes)
-    verification = {
-        **report.to_json(),
-        "dataset": data_label,
-        "slice": val_slice,
-        "frame_ids": [f.frame_id for f in chosen],
-        "onnx_key": blob.key,
-        "opset": OPSET,
-    }
+    verification = ExportVerification(
+        **fields_of(report),
+        dataset=data_label,
+        slice=val_slice,
+        frame_ids=[f.frame_id for f in chosen],
+        onnx_key=blob.key,
+        opset=OPSET,
+    )
     with db.write() as session:
         target = session.get(ModelVersion, row_id)
         assert target is not None  # resolved above; versions are never deleted
-        target.artifacts = {**(target.artifacts or {}), "onnx": {"key": blob.key, "size": blob.size}}
-        target.verification = verification
-    return {
-        "model": label,
-        "onnx": {"key": blob.key, "size": blob.size},
-        "passed": report.passed,
-        "failures": report.failures(),
-        "seconds": {"export": round(exported - started, 3), "verify": round(verified - exported, 3)},
-        "verification": verification,
-    }
+        target.artifacts = {**(target.artifacts or {}), "onnx": to_jsonable(blob)}
+        target.verification = to_jsonable(verification)
+    return ExportResult(
+        model=label,
+        onnx=blob,
+        passed=report.passed,
+        failures=report.failures(),
+        seconds=ExportSeconds(export=round(exported - started, 3), verify=round(verified - exported, 3)),
+        verification=verification,
+    )
 
 
 def _evenly_spaced(frames: list[FrameRow], count: int) -> list[FrameRow]:

@@ -28,6 +28,8 @@ DEFAULT_MAX_BATCH_SIZE = 16
 
 @dataclass(frozen=True)
 class PublishedVersion:
+    """A version in a model repository: where its files are, the model's digest and size."""
+
     model: str
     version: int
     repository: Path
@@ -36,18 +38,7 @@ class PublishedVersion:
     sha256: str
     size: int
     changed: bool  # False when this exact version and config were already published
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "model": self.model,
-            "version": self.version,
-            "repository": str(self.repository),
-            "model_file": str(self.model_file),
-            "config_file": str(self.config_file),
-            "sha256": self.sha256,
-            "size": self.size,
-            "changed": self.changed,
-        }
+    ref: str  # detector@3
 
 
 def publish_model_version(
@@ -57,7 +48,7 @@ def publish_model_version(
     repo_dir: Path | str,
     *,
     max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
-) -> dict[str, Any]:
+) -> PublishedVersion:
     """Publish the verified ONNX export of ``ref`` (``detector@3``, ``detector:production``) to ``repo_dir``.
 
     Refuses, touching nothing, when the version has no ONNX export or its verification did not pass.
@@ -73,8 +64,7 @@ def publish_model_version(
     if hashlib.sha256(data).hexdigest() != onnx_artifact["key"]:
         raise CorruptBlob(f"the ONNX blob of {label} does not match its digest {onnx_artifact['key']}")
     config = repository_config(name, data, classes, max_batch_size)
-    published = write_repository_version(Path(repo_dir), name, version, data, config)
-    return {**published.to_json(), "ref": label}
+    return write_repository_version(Path(repo_dir), name, version, data, config)
 
 
 def publishable_onnx(label: str, artifacts: dict[str, Any], verification: dict[str, Any]) -> dict[str, Any]:
@@ -146,4 +136,5 @@ def write_repository_version(
         digest,
         len(onnx_bytes),
         changed,
+        format_ref(name, version),
     )

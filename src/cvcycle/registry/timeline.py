@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal, get_args
 
 from sqlalchemy import select
 
@@ -17,18 +17,18 @@ from cvcycle.db.engine import Database
 from cvcycle.db.models import AliasChange, Dataset, DatasetVersion, ModelVersion, Run, as_utc
 from cvcycle.refs import format_ref
 
-TIMELINE_KINDS = ("dataset_version", "run", "gate", "deployment")
+TimelineKind = Literal["dataset_version", "run", "gate", "deployment"]
+TIMELINE_KINDS: tuple[TimelineKind, ...] = get_args(TimelineKind)
 
 
 @dataclass(frozen=True)
 class TimelineItem:
+    """One step of the loop: when (UTC), which kind, a one-line title, and the kind's own details."""
+
     time: datetime
-    kind: str  # one of TIMELINE_KINDS
+    kind: TimelineKind
     title: str
     detail: dict[str, Any]
-
-    def to_json(self) -> dict[str, Any]:
-        return {"time": self.time.isoformat(), "kind": self.kind, "title": self.title, "detail": self.detail}
 
 
 def _dataset_versions(session: Any) -> list[TimelineItem]:

@@ -155,7 +155,30 @@ def alias_history(session: Session, name: str, alias: str | None = None) -> list
 
 
 @dataclass(frozen=True)
+class MovedAlias:
+    """What ``move_alias`` did: ``model:alias`` points at ``version``, and pointed at ``previous``."""
+
+    model: str
+    alias: str
+    version: int
+    previous: int | None  # ``version`` itself when nothing changed
+    changed: bool
+
+
+def move_alias(session: Session, ref: str | ModelRef, alias: str, reason: str = "") -> MovedAlias:
+    """Point ``alias`` of the model ``ref`` names at the version it names (``detector@3``)."""
+    target = resolve_model_ref(session, ref)
+    name, number = target.name, target.version
+    change = set_alias(session, name, alias, number, reason)
+    previous = change.old_version if change else number
+    return MovedAlias(model=name, alias=alias, version=number, previous=previous, changed=change is not None)
+
+
+@dataclass(frozen=True)
 class ModelVersionInfo:
+    """A version in a list: its adapter, run, classes, the aliases pointing at it, its artifact kinds."""
+
+    ref: str  # detector@3
     name: str
     version: int
     adapter: str
@@ -164,23 +187,6 @@ class ModelVersionInfo:
     aliases: list[str]
     artifacts: list[str]
     created_at: datetime
-
-    @property
-    def ref(self) -> str:
-        return format_ref(self.name, self.version)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "ref": self.ref,
-            "name": self.name,
-            "version": self.version,
-            "adapter": self.adapter,
-            "run_id": self.run_id,
-            "classes": self.classes,
-            "aliases": self.aliases,
-            "artifacts": self.artifacts,
-            "created_at": self.created_at.isoformat(),
-        }
 
 
 def list_model_versions(session: Session, model: str | ModelRef | None = None) -> list[ModelVersionInfo]:
@@ -207,6 +213,7 @@ def list_model_versions(session: Session, model: str | ModelRef | None = None) -
         pointing.setdefault((alias_name, number), []).append(alias)
     return [
         ModelVersionInfo(
+            ref=format_ref(v.name, v.version),
             name=v.name,
             version=v.version,
             adapter=v.adapter,
@@ -220,60 +227,110 @@ def list_model_versions(session: Session, model: str | ModelRef | None = None) -
     ]
 
 
-def _run_summary(session: Session, run: Run) -> dict[str, Any]:
+@dataclass(frozen=True)
+class LineageModel:
+    ref: str
+    adapter: str
+    classes: list[str]
+    aliases: list[str]
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class LineageRun:
+    """A run on a version's lineage: its data, code, seed and parent, and the versions it made."""
+
+    id: int
+    status: str
+    adapter: str
+    dataset: str  # home@3
+    train_slice: str
+    val_slice: str
+    seed: int
+    code_version: str
+    code_dirty: bool
+    tracker_run_id: str | None
+    parent_run_id: int | None
+    model_versions: list[str]
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class LineageDataset:
+    name: str | None
+    version: int
+
+
+@dataclass(frozen=True)
+class LineageSlices:
+    train: str
+    val: str
+
+
+@dataclass(frozen=True)
+class Lineage:
+    """Where a version came from: its run, the run's dataset version and slices, the parent runs.
+
+    ``run``, ``dataset`` and ``slices`` are None for a version no run of ours made.
+    """
+
+    model: LineageModel
+    run: LineageRun | None
+    dataset: LineageDataset | None
+    slices: LineageSlices | None
+    ancestors: list[LineageRun]
+
+
+def _lineage_run(session: Session, run: Run) -> LineageRun:
     dataset = session.get(Dataset, run.dataset_id)
     produced = session.execute(
         select(ModelVersion.name, ModelVersion.version).where(ModelVersion.run_id == run.id)
     ).all()
-    return {
-        "id": run.id,
-        "status": run.status,
-        "adapter": run.adapter,
-        "dataset": format_ref(dataset.name if dataset else str(run.dataset_id), run.dataset_version),
-        "train_slice": run.train_slice,
-        "val_slice": run.val_slice,
-        "seed": run.seed,
-        "code_version": run.code_version,
-        "code_dirty": run.code_dirty,
-        "tracker_run_id": run.tracker_run_id,
-        "parent_run_id": run.parent_run_id,
-        "model_versions": [format_ref(n, v) for n, v in produced],
-        "created_at": run.created_at.isoformat(),
-    }
+    return LineageRun(
+        id=run.id,
+        status=run.status,
+        adapter=run.adapter,
+        dataset=format_ref(dataset.name if dataset else str(run.dataset_id), run.dataset_version),
+        train_slice=run.train_slice,
+        val_slice=run.val_slice,
+        seed=run.seed,
+        code_version=run.code_version,
+        code_dirty=run.code_dirty,
+        tracker_run_id=run.tracker_run_id,
+        parent_run_id=run.parent_run_id,
+        model_versions=[format_ref(n, v) for n, v in produced],
+        created_at=run.created_at,
+    )
 
 
-def lineage(session: Session, ref: str | ModelRef) -> dict[str, Any]:
+def lineage(session: Session, ref: str | ModelRef) -> Lineage:
     """Where a version came from: its run, the run's dataset version and slices, and its ancestors."""
     version = resolve_model_ref(session, ref)
-    out: dict[str, Any] = {
-        "model": {
-            "ref": format_ref(version.name, version.version),
-            "adapter": version.adapter,
-            "classes": list(version.classes),
-            "aliases": sorted(
-                a for a, v in aliases_by_name(session, version.name).items() if v == version.version
-            ),
-            "created_at": version.created_at.isoformat(),
-        },
-        "run": None,
-        "dataset": None,
-        "slices": None,
-        "ancestors": [],
-    }
+    model = LineageModel(
+        ref=format_ref(version.name, version.version),
+        adapter=version.adapter,
+        classes=list(version.classes),
+        aliases=sorted(a for a, v in aliases_by_name(session, version.name).items() if v == version.version),
+        created_at=version.created_at,
+    )
     run = session.get(Run, version.run_id) if version.run_id is not None else None
     if run is None:
-        return out
-    out["run"] = _run_summary(session, run)
+        return Lineage(model=model, run=None, dataset=None, slices=None, ancestors=[])
     dataset = session.get(Dataset, run.dataset_id)
-    out["dataset"] = {"name": dataset.name if dataset else None, "version": run.dataset_version}
-    out["slices"] = {"train": run.train_slice, "val": run.val_slice}
+    ancestors = []
     seen = {run.id}
     parent_id = run.parent_run_id
     while parent_id is not None and parent_id not in seen:
         parent = session.get(Run, parent_id)
         if parent is None:
             break
-        out["ancestors"].append(_run_summary(session, parent))
+        ancestors.append(_lineage_run(session, parent))
         seen.add(parent.id)
         parent_id = parent.parent_run_id
-    return out
+    return Lineage(
+        model=model,
+        run=_lineage_run(session, run),
+        dataset=LineageDataset(dataset.name if dataset else None, run.dataset_version),
+        slices=LineageSlices(run.train_slice, run.val_slice),
+        ancestors=ancestors,
+    )

@@ -19,6 +19,7 @@ import tempfile
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ from cvcycle.errors import InvalidInput, NotFound
 from cvcycle.models.adapter import TrainProgress, create_adapter
 from cvcycle.models.checkpoint import checkpoint_bytes
 from cvcycle.models.config import TrainConfig
+from cvcycle.records import fields_of
 from cvcycle.refs import DatasetRef, ModelRef, format_ref
 from cvcycle.registry.loading import load_model
 from cvcycle.registry.versions import create_model_version, resolve_model_filter, resolve_model_ref, set_alias
@@ -42,7 +44,7 @@ from cvcycle.store import BlobStore
 from cvcycle.train.config import ResolvedConfig, parse_sets, read_config_file, resolve_config
 from cvcycle.train.data import load_training_data
 from cvcycle.train.environment import capture_environment, code_version, seed_everything
-from cvcycle.train.tracking import Tracker, open_tracker
+from cvcycle.train.tracking import Tracker, open_tracker, tracker_run_url
 
 CANDIDATE = "candidate"
 # Two runs of one model finishing at once on PostgreSQL may pick the same version number; the
@@ -54,8 +56,11 @@ RunProgressFn = Callable[[TrainProgress], None]
 
 @dataclass(frozen=True)
 class RunResult:
+    """A finished run: the version it made (``model_version``) and its alias, metrics and notes."""
+
     run_id: int
     status: str
+    model_version: str  # detector@3
     model: str
     version: int
     alias: str
@@ -67,22 +72,7 @@ class RunResult:
 
     @property
     def ref(self) -> str:
-        return format_ref(self.model, self.version)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "run_id": self.run_id,
-            "status": self.status,
-            "model_version": self.ref,
-            "model": self.model,
-            "version": self.version,
-            "alias": self.alias,
-            "metrics": self.metrics,
-            "config_sources": self.config_sources,
-            "notes": self.notes,
-            "tracker_run_id": self.tracker_run_id,
-            "checkpoint": self.checkpoint,
-        }
+        return self.model_version
 
 
 @dataclass(frozen=True)
@@ -405,6 +395,7 @@ def _train(
     return RunResult(
         run_id=run_id,
         status="finished",
+        model_version=format_ref(config.model, number),
         model=config.model,
         version=number,
         alias=CANDIDATE,
@@ -433,6 +424,8 @@ def _mark_failed(
 
 @dataclass(frozen=True)
 class RunSummary:
+    """A run in a list: what it trained on, what it made, its metrics; ``error``'s first line."""
+
     id: int
     status: str
     model: str
@@ -443,24 +436,31 @@ class RunSummary:
     model_versions: list[str]
     metrics: dict[str, Any]
     parent_run_id: int | None
-    created_at: str
+    created_at: datetime
     error: str | None
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "status": self.status,
-            "model": self.model,
-            "adapter": self.adapter,
-            "dataset": self.dataset,
-            "train_slice": self.train_slice,
-            "val_slice": self.val_slice,
-            "model_versions": self.model_versions,
-            "metrics": self.metrics,
-            "parent_run_id": self.parent_run_id,
-            "created_at": self.created_at,
-            "error": self.error,
-        }
+
+@dataclass(frozen=True)
+class RunDetail(RunSummary):
+    """Everything a run recorded (``error`` in full), and where the tracker shows it.
+
+    ``tracker_url`` opens the run in the MLflow UI when one is configured; ``tracking_uri`` is the
+    tracking store the run was logged to.
+    """
+
+    config: dict[str, Any]
+    config_sources: dict[str, Any]
+    overrides: dict[str, Any]
+    seed: int
+    code_version: str
+    code_dirty: bool
+    environment: dict[str, Any]
+    history: list[Any]
+    checkpoint_key: str | None
+    tracker_run_id: str | None
+    finished_at: datetime | None
+    tracker_url: str | None
+    tracking_uri: str
 
 
 def _summaries(session: Session, runs: Sequence[Run]) -> list[RunSummary]:
@@ -491,7 +491,7 @@ def _summaries(session: Session, runs: Sequence[Run]) -> list[RunSummary]:
             model_versions=produced.get(r.id, []),
             metrics=dict(r.metrics),
             parent_run_id=r.parent_run_id,
-            created_at=r.created_at.isoformat(),
+            created_at=r.created_at,
             error=r.error.splitlines()[0] if r.error else None,
         )
         for r in runs
@@ -512,22 +512,23 @@ def list_runs(session: Session, model: str | ModelRef | None = None, limit: int 
     return _summaries(session, list(session.scalars(query)))
 
 
-def show_run(session: Session, run_id: int) -> dict[str, Any]:
+def show_run(session: Session, run_id: int, settings: Settings) -> RunDetail:
     """Everything a run recorded: config and sources, data, code, environment, metrics, history, error."""
     run = _get_run(session, run_id)
-    summary = _summaries(session, [run])[0].to_json()
-    return {
-        **summary,
-        "error": run.error,
-        "config": run.config,
-        "config_sources": run.config_sources,
-        "overrides": run.overrides,
-        "seed": run.seed,
-        "code_version": run.code_version,
-        "code_dirty": run.code_dirty,
-        "environment": run.environment,
-        "history": run.history,
-        "checkpoint_key": run.checkpoint_key,
-        "tracker_run_id": run.tracker_run_id,
-        "finished_at": run.finished_at.isoformat() if run.finished_at else None,
-    }
+    summary = _summaries(session, [run])[0]
+    return RunDetail(
+        **{**fields_of(summary), "error": run.error},
+        config=run.config,
+        config_sources=run.config_sources,
+        overrides=run.overrides,
+        seed=run.seed,
+        code_version=run.code_version,
+        code_dirty=run.code_dirty,
+        environment=run.environment,
+        history=run.history,
+        checkpoint_key=run.checkpoint_key,
+        tracker_run_id=run.tracker_run_id,
+        finished_at=run.finished_at,
+        tracker_url=tracker_run_url(settings, run.tracker_run_id),
+        tracking_uri=settings.tracking_url,
+    )

@@ -123,3 +123,9 @@ def open_tracker(settings: Settings) -> MlflowTracker:
     local_store = uri.split(":", 1)[0].split("+", 1)[0] in ("sqlite", "postgresql", "mysql", "mssql")
     artifact_root = (settings.home / "mlartifacts").resolve().as_uri() if local_store else None
     return MlflowTracker(uri, artifact_root)
+
+
+def tracker_run_url(settings: Settings, tracker_run_id: str | None) -> str | None:
+    """Where the MLflow UI (``settings.mlflow_ui_url``) shows a run; None without a UI or a run."""
+    ui = settings.mlflow_ui_url
+    return f"{ui.rstrip('/')}/#/runs/{tracker_run_id}" if ui and tracker_run_id else None

@@ -2,25 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Query
 
 from cvcycle.api.deps import DbDep
-from cvcycle.data.catalog import dataset_overview, list_datasets
-from cvcycle.data.versions import diff_versions
+from cvcycle.data.catalog import DatasetEntry, DatasetOverview, dataset_overview, list_datasets
+from cvcycle.data.versions import DatasetDiff, diff_versions
 
 router = APIRouter(prefix="/api/datasets", tags=["datasets"])
 
 
 @router.get("")
-def datasets(db: DbDep) -> list[dict[str, Any]]:
+def datasets(db: DbDep) -> list[DatasetEntry]:
     with db.read() as session:
         return list_datasets(session)
 
 
 @router.get("/{name}")
-def dataset(name: str, db: DbDep) -> dict[str, Any]:
+def dataset(name: str, db: DbDep) -> DatasetOverview:
     with db.read() as session:
         return dataset_overview(session, name)
 
@@ -31,7 +29,7 @@ def diff(
     db: DbDep,
     old: int = Query(..., alias="from", ge=1),
     new: int = Query(..., alias="to", ge=1),
-) -> dict[str, Any]:
+) -> DatasetDiff:
     """What changed from version ``from`` to ``to`` (head + 1 is the working copy)."""
     with db.read() as session:
         return diff_versions(session, name, old, new)

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter
 
 from cvcycle.api.deps import DbDep
-from cvcycle.registry.timeline import loop_timeline
+from cvcycle.registry.timeline import TimelineItem, loop_timeline
 
 router = APIRouter(prefix="/api", tags=["loop"])
 
 
 @router.get("/timeline")
-def timeline(db: DbDep) -> list[dict[str, Any]]:
+def timeline(db: DbDep) -> list[TimelineItem]:
     """Every step of the loop on record, oldest first."""
-    return [item.to_json() for item in loop_timeline(db)]
+    return loop_timeline(db)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from fastapi import APIRouter, Request, Response
 
 from cvcycle.api.deps import DbDep, StoreDep
-from cvcycle.data.frame_images import frame_image, get_media_info
+from cvcycle.data.frame_images import MediaInfo, frame_image, get_media_info
 
 router = APIRouter(prefix="/api/media", tags=["media"])
 
@@ -16,11 +16,15 @@ _IMMUTABLE = "public, max-age=31536000, immutable"
 
 
 @router.get("/{media_id}")
-def media(media_id: int, db: DbDep) -> dict[str, Any]:
-    return get_media_info(db, media_id).to_json()
+def media(media_id: int, db: DbDep) -> MediaInfo:
+    return get_media_info(db, media_id)
 
 
-@router.get("/{media_id}/frames/{index}.jpg", response_class=Response)
+@router.get(
+    "/{media_id}/frames/{index}.jpg",
+    response_class=Response,
+    responses={200: {"content": {"image/jpeg": {}}, "description": "The frame as JPEG."}},
+)
 def frame(
     media_id: int,
     index: int,

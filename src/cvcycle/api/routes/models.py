@@ -2,25 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter
 
 from cvcycle.api.deps import DbDep
 from cvcycle.refs import ModelRef
-from cvcycle.registry.overview import model_version_page, models_overview
+from cvcycle.registry.overview import ModelOverview, ModelVersionPage, model_version_page, models_overview
 
 router = APIRouter(prefix="/api/models", tags=["models"])
 
 
 @router.get("")
-def models(db: DbDep) -> list[dict[str, Any]]:
+def models(db: DbDep) -> list[ModelOverview]:
     with db.read() as session:
         return models_overview(session)
 
 
 @router.get("/{name}/versions/{version}")
-def model_version(name: str, version: int, db: DbDep) -> dict[str, Any]:
+def model_version(name: str, version: int, db: DbDep) -> ModelVersionPage:
     """Lineage, artifacts, evaluations, verification and the gate report of ``name@version``."""
     with db.read() as session:
         return model_version_page(session, ModelRef(name, version))

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Query
 
 from cvcycle.api.deps import DbDep, SettingsDep
-from cvcycle.train.service import list_runs, show_run
+from cvcycle.train.service import RunDetail, RunSummary, list_runs, show_run
 
 router = APIRouter(prefix="/api/runs", tags=["runs"])
 
@@ -19,18 +17,13 @@ def runs(
         None, description="NAME for its runs; NAME@N, NAME@latest or NAME:ALIAS for the run behind it."
     ),
     limit: int = Query(100, ge=1, le=1_000),
-) -> list[dict[str, Any]]:
+) -> list[RunSummary]:
     with db.read() as session:
-        return [r.to_json() for r in list_runs(session, model, limit)]
+        return list_runs(session, model, limit)
 
 
 @router.get("/{run_id}")
-def run(run_id: int, db: DbDep, settings: SettingsDep) -> dict[str, Any]:
+def run(run_id: int, db: DbDep, settings: SettingsDep) -> RunDetail:
     """Everything the run recorded; ``tracker_url`` opens it in the MLflow UI when one is configured."""
     with db.read() as session:
-        shown = show_run(session, run_id)
-    tracker_id = shown.get("tracker_run_id")
-    ui = settings.mlflow_ui_url
-    shown["tracker_url"] = f"{ui.rstrip('/')}/#/runs/{tracker_id}" if ui and tracker_id else None
-    shown["tracking_uri"] = settings.tracking_url
-    return shown
+        return show_run(session, run_id, settings)

@@ -79,7 +79,7 @@ async function detailView(root, name) {
     h("div", { class: "row" }, "from ", from, " to ", to, h("button", { onclick: showDiff }, "Show diff")),
     diffBox,
     h("h2", {}, "Slices"),
-    table(["slice", "kind", "definition"], d.slices.map((sl) => [sl.name, sl.kind, sl.filter ?? (sl.frames !== undefined ? `${sl.frames} frames` : "every frame")])),
+    table(["slice", "kind", "definition"], d.slices.map((sl) => [sl.name, sl.kind, sl.filter ?? (typeof sl.frames === "number" ? `${sl.frames} frames` : "every frame")])),
   );
   if (versions.length) showDiff();
 }
