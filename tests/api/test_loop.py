@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 FilledApp = Any  # the ``app`` fixture of tests/api/conftest.py
@@ -11,7 +12,8 @@ def test_timeline_holds_versions_runs_gates_and_deployments(app: FilledApp) -> N
     items = app.client.get("/api/timeline").json()
     kinds = [i["kind"] for i in items]
     assert {"dataset_version", "run", "gate", "deployment"} <= set(kinds)
-    assert [i["time"] for i in items] == sorted(i["time"] for i in items)
+    times = [datetime.fromisoformat(i["time"]) for i in items]
+    assert times == sorted(times)
     deployments = [i["title"] for i in items if i["kind"] == "deployment"]
     assert deployments == ["detector:production -> 1", "detector:candidate -> 2"]
     gate = next(i for i in items if i["kind"] == "gate")
