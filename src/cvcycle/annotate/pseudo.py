@@ -21,10 +21,10 @@ from cvcycle.db.models import Frame, ModelAlias, ModelVersion
 from cvcycle.errors import CvcycleError
 from cvcycle.media import decode_jpeg
 from cvcycle.refs import ModelRef
+from cvcycle.registry.versions import PRODUCTION
 from cvcycle.store import BlobStore
 
 log = logging.getLogger(__name__)
-PRODUCTION = "production"
 
 _loaded: dict[tuple[str, int, str], Any] = {}
 _lock = threading.Lock()

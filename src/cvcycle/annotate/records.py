@@ -31,6 +31,7 @@ from cvcycle.db.models import (
     as_utc,
 )
 from cvcycle.errors import NotFound
+from cvcycle.registry.versions import PRODUCTION
 
 TASK_STATUSES = ("open", "done", "cancelled")
 
@@ -259,7 +260,7 @@ def _classes(session: Session, task: Task) -> TaskClasses:
         .join(
             ModelAlias, and_(ModelAlias.name == ModelVersion.name, ModelAlias.version == ModelVersion.version)
         )
-        .where(ModelAlias.alias == "production")
+        .where(ModelAlias.alias == PRODUCTION)
         .order_by(ModelVersion.name)
     ):
         model.extend(str(n) for n in names or [] if str(n) not in model)

@@ -384,7 +384,7 @@ def run_demo(
     from cvcycle.evaluate.gate import gate_models, parse_criteria
     from cvcycle.export.service import export_model_version
     from cvcycle.registry.publish import publish_model_version
-    from cvcycle.registry.versions import resolve_model_ref, set_alias
+    from cvcycle.registry.versions import PRODUCTION, resolve_model_ref, set_alias
 
     options = options or DemoOptions()
     report = DemoReport()
@@ -410,7 +410,7 @@ def run_demo(
         v1 = _train(db, store, settings, "home@1", options)
         d.update(v1)
     with stages("detector@1 -> production", "platform"), db.write() as session:
-        set_alias(session, MODEL, "production", 1, reason="first model")
+        set_alias(session, MODEL, PRODUCTION, 1, reason="first model")
     with stages("export + verify detector@1", "evaluation") as d:
         d["verification"] = to_jsonable(export_model_version(db, store, f"{MODEL}@1"))
     with stages("publish detector@1, start the server", "platform") as d:
@@ -445,7 +445,7 @@ def run_demo(
             with stages("publish detector@2 -> production, server swaps", "platform") as d:
                 d["published"] = to_jsonable(publish_model_version(db, store, f"{MODEL}@2", repo))
                 with db.write() as session:
-                    set_alias(session, MODEL, "production", 2, reason="passed the gate")
+                    set_alias(session, MODEL, PRODUCTION, 2, reason="passed the gate")
                 server.wait_for_version(MODEL, 2)
             served = 2
             report.deployed = True

@@ -31,7 +31,7 @@ from cvcycle.db import Database
 from cvcycle.db.models import Dataset, Run
 from cvcycle.feedback.events import push_events
 from cvcycle.media import encode_jpeg
-from cvcycle.registry.versions import create_model_version, set_alias
+from cvcycle.registry.versions import CANDIDATE, PRODUCTION, create_model_version, set_alias
 from cvcycle.store import BlobStore
 from cvcycle.synth import CLASSES, ClipSpec, generate_clips, render_frame, write_clip
 
@@ -148,9 +148,9 @@ def _models(db: Database) -> None:
     with db.write() as session:
         dataset = get_dataset(session, SAMPLE_DATASET)
         first = _model_version(session, dataset, {"val_map50": 0.5, "train_loss": 1.0}, None)
-        set_alias(session, SAMPLE_MODEL, "production", first, reason="sample home")
+        set_alias(session, SAMPLE_MODEL, PRODUCTION, first, reason="sample home")
         second = _model_version(session, dataset, {"val_map50": 0.6, "train_loss": 0.8}, _gate_report())
-        set_alias(session, SAMPLE_MODEL, "candidate", second, reason="passed the gate")
+        set_alias(session, SAMPLE_MODEL, CANDIDATE, second, reason="passed the gate")
 
 
 def sample_event_lines(

@@ -71,6 +71,11 @@ def resolve_model_ref(session: Session, ref: str | ModelRef) -> ModelVersion:
 
 
 #: What a filter by model (``--model``, ``?model=``) accepts, for help texts.
+# The aliases the loop itself moves: training marks its new version the candidate, and a version that
+# passes the gate (or the first one) becomes production, which pseudo-labels and sync follow.
+PRODUCTION = "production"
+CANDIDATE = "candidate"
+
 MODEL_FILTER_HELP = "NAME for every version of the model; NAME@N, NAME@latest or NAME:ALIAS for one."
 
 

@@ -38,7 +38,13 @@ from cvcycle.models.config import TrainConfig
 from cvcycle.records import fields_of
 from cvcycle.refs import DatasetRef, ModelRef, format_ref
 from cvcycle.registry.loading import load_model
-from cvcycle.registry.versions import create_model_version, resolve_model_filter, resolve_model_ref, set_alias
+from cvcycle.registry.versions import (
+    CANDIDATE,
+    create_model_version,
+    resolve_model_filter,
+    resolve_model_ref,
+    set_alias,
+)
 from cvcycle.settings import Settings
 from cvcycle.store import BlobStore
 from cvcycle.train.config import ResolvedConfig, parse_sets, read_config_file, resolve_config
@@ -46,7 +52,6 @@ from cvcycle.train.data import load_training_data
 from cvcycle.train.environment import capture_environment, code_version, seed_everything
 from cvcycle.train.tracking import Tracker, open_tracker, tracker_run_url
 
-CANDIDATE = "candidate"
 # Two runs of one model finishing at once on PostgreSQL may pick the same version number; the
 # loser of the unique key retries with the next one.
 _VERSION_ATTEMPTS = 5
