@@ -74,6 +74,13 @@ def clip_box(box: Box, width: int, height: int) -> Box | None:
     return Box(box.cls, x0, y0, x1 - x0, y1 - y0)
 
 
+def within_border(xywh: Sequence[float], width: float, height: float) -> bool:
+    """Whether an ``x, y, w, h`` box lies inside a ``width`` x ``height`` image up to the tolerance."""
+    x, y, w, h = xywh
+    tol = BORDER_TOLERANCE_PX
+    return x >= -tol and y >= -tol and x + w <= width + tol and y + h <= height + tol
+
+
 def fit_box(box: Box, width: int, height: int, where: str = "box") -> Box:
     """``box`` clipped to the ``width`` x ``height`` image, if it is a valid box and lies inside the
     image up to ``BORDER_TOLERANCE_PX``; InvalidInput naming ``where`` otherwise.
@@ -87,12 +94,9 @@ def fit_box(box: Box, width: int, height: int, where: str = "box") -> Box:
             raise InvalidInput(f"{where}: {name}={value} is not a finite number")
     if box.w <= 0 or box.h <= 0:
         raise InvalidInput(f"{where}: box size must be positive, got w={box.w:g} h={box.h:g}")
-    tol = BORDER_TOLERANCE_PX
-    inside = (
-        box.x >= -tol and box.y >= -tol and box.x + box.w <= width + tol and box.y + box.h <= height + tol
-    )
-    clipped = clip_box(box, width, height) if inside else None
+    clipped = clip_box(box, width, height) if within_border(box.xywh(), width, height) else None
     if clipped is None:
+        tol = BORDER_TOLERANCE_PX
         raise InvalidInput(
             f"{where}: box x={box.x:g} y={box.y:g} w={box.w:g} h={box.h:g} lies outside the "
             f"{width}x{height} frame",

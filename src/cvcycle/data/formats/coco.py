@@ -28,6 +28,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
+from cvcycle.boxes import BORDER_TOLERANCE_PX, within_border
 from cvcycle.errors import InvalidInput
 
 __all__ = [
@@ -39,10 +40,6 @@ __all__ = [
     "read_coco",
     "write_coco",
 ]
-
-# A box may poke out of its image by this much: annotation tools round to whole pixels and some
-# use inclusive corners, so a box ending at width + 1 is a rounding artefact, not a bad label.
-BOUNDS_TOLERANCE_PX = 1.0
 
 # Keys the writer owns. Extras with these names would silently override real fields, so the writer
 # skips them and the reader never puts them in ``extra``.
@@ -282,18 +279,13 @@ def _reference_problems(raw: _RawDocument) -> Iterable[str]:
             yield f"annotations[{i}].image_id: no image with id {ann.image_id}"
         if ann.category_id not in first_category:
             yield f"annotations[{i}].category_id: no category with id {ann.category_id}"
-        x, y, w, h = ann.bbox
+        w, h = ann.bbox[2], ann.bbox[3]
         if w < 0 or h < 0:
             yield f"annotations[{i}].bbox: negative {'width' if w < 0 else 'height'} in {_fmt_box(ann.bbox)}"
-        elif owner is not None and (
-            x < -BOUNDS_TOLERANCE_PX
-            or y < -BOUNDS_TOLERANCE_PX
-            or x + w > owner.width + BOUNDS_TOLERANCE_PX
-            or y + h > owner.height + BOUNDS_TOLERANCE_PX
-        ):
+        elif owner is not None and not within_border(ann.bbox, owner.width, owner.height):
             yield (
                 f"annotations[{i}].bbox: {_fmt_box(ann.bbox)} lies outside image {owner.id}"
-                f" ({owner.width}x{owner.height}) by more than {BOUNDS_TOLERANCE_PX:g} pixel"
+                f" ({owner.width}x{owner.height}) by more than {BORDER_TOLERANCE_PX:g} pixel"
             )
 
 
