@@ -7,7 +7,6 @@ already references them. A file whose bytes are already known is not decoded aga
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +25,7 @@ from cvcycle.errors import InvalidInput, InvalidMedia
 from cvcycle.media import iter_jpeg_frames, probe
 from cvcycle.refs import check_dataset_name
 from cvcycle.store import BlobStore
+from cvcycle.store.layout import hash_file
 
 # (description, frames done in this file, frames expected in this file or None)
 ProgressFn = Callable[[str, int, int | None], None]
@@ -53,14 +53,6 @@ class IngestResult:
             "split": self.split,
             "error": self.error,
         }
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while chunk := fh.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _link_existing(session: Session, name: str, media: Media) -> IngestResult:
@@ -126,7 +118,7 @@ def ingest_file(
     check_dataset_name(name)
     if not path.is_file():
         raise InvalidMedia(f"{path}: no such file")
-    sha = file_sha256(path)
+    sha = hash_file(path)
     with db.write() as session:
         media = session.scalar(select(Media).where(Media.sha256 == sha))
         if media is not None:

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import logging
 import os
 import re
@@ -49,7 +48,6 @@ CONFIG_FILENAME = "config.pbtxt"
 STAGING_DIR = ".staging"
 
 _VERSION_DIR = re.compile(r"^[1-9][0-9]*$")  # Triton's version folders: no sign, no leading zero
-_CHUNK = 1 << 20
 
 
 def plan_filename(capability: str) -> str:
@@ -155,15 +153,6 @@ def model_folder(repo_dir: Path | str, name: str, *, resume: int | None = None) 
         if created:
             _remove_if_empty(path)
         os.close(fd)  # releases the lock, as a killed process's exit does
-
-
-def file_digest(path: Path) -> str:
-    """The sha256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(_CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def fsync_dir(path: Path) -> None:

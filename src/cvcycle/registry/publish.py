@@ -19,9 +19,10 @@ from typing import Any
 from cvcycle.db import Database
 from cvcycle.errors import Conflict, CorruptBlob, InvalidInput
 from cvcycle.refs import format_ref
-from cvcycle.registry.layout import MODEL_FILENAME, file_digest, model_folder
+from cvcycle.registry.layout import MODEL_FILENAME, model_folder
 from cvcycle.registry.triton import io_from_onnx, model_config
 from cvcycle.store import BlobStore
+from cvcycle.store.layout import hash_file
 
 DEFAULT_MAX_BATCH_SIZE = 16
 
@@ -116,7 +117,7 @@ def write_repository_version(
         changed = False
         if version_dir.exists():
             existing = version_dir / MODEL_FILENAME
-            if not existing.is_file() or file_digest(existing) != digest:
+            if not existing.is_file() or hash_file(existing) != digest:
                 raise Conflict(
                     f"{version_dir} already exists with other content than "
                     f"{format_ref(name, version)}'s ONNX export",

@@ -51,7 +51,6 @@ from cvcycle.registry.layout import (
     CONFIG_FILENAME,
     MODEL_FILENAME,
     ModelFolder,
-    file_digest,
     model_folder,
     plan_filename,
 )
@@ -59,6 +58,7 @@ from cvcycle.registry.publish import DEFAULT_MAX_BATCH_SIZE, publishable_onnx, r
 from cvcycle.registry.server_control import InferenceServerControl
 from cvcycle.registry.versions import resolve_model_ref
 from cvcycle.store import BlobStore
+from cvcycle.store.layout import hash_file
 
 log = logging.getLogger("cvcycle.registry.sync")
 
@@ -431,7 +431,7 @@ class RepositorySync:
         key = (str(path), stat.st_ino, stat.st_size, stat.st_mtime_ns)
         digest = self._digests.get(key)
         if digest is None:
-            digest = self._digests[key] = file_digest(path)
+            digest = self._digests[key] = hash_file(path)
         return digest
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import BinaryIO
 
 from cvcycle.errors import InvalidInput
@@ -88,6 +89,12 @@ def hash_stream(stream: BinaryIO, sink: BinaryIO | None = None) -> tuple[str, in
             sink.write(chunk)
         size += len(chunk)
     return digest.hexdigest(), size
+
+
+def hash_file(path: Path) -> str:
+    """The sha256 of the file at ``path`` (the key it has, or would have, in the store)."""
+    with open(path, "rb") as handle:
+        return hash_stream(handle)[0]
 
 
 def iter_chunks(stream: BinaryIO) -> Iterator[bytes]:
