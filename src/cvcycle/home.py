@@ -5,10 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy.engine import make_url
-
 from cvcycle.db.migrate import head_revision, upgrade_database
-from cvcycle.settings import Settings
+from cvcycle.settings import Settings, redact_url
 from cvcycle.store import open_store
 
 
@@ -32,8 +30,8 @@ def init_home(settings: Settings) -> HomeInfo:
     open_store(settings)
     return HomeInfo(
         home=settings.home,
-        database=make_url(settings.database_url).render_as_string(hide_password=True),
+        database=redact_url(settings.database_url),
         schema=head_revision(),
-        store=settings.blob_store_url,
-        tracking=settings.tracking_url,
+        store=redact_url(settings.blob_store_url),
+        tracking=redact_url(settings.tracking_url),
     )

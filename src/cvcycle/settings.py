@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -82,6 +83,23 @@ class Settings(BaseSettings):
     @property
     def model_repository_dir(self) -> Path:
         return self.model_repository or self.home / "model-repository"
+
+
+def redact_url(url: str) -> str:
+    """``url`` as it may be shown (CLI output, API responses, logs): a password in it becomes ``***``.
+
+    Database, tracking and store URLs may carry credentials (``postgresql+psycopg://user:secret@db/x``,
+    ``http://user:secret@mlflow``); whoever reads a run or a home's description sees where things
+    live, never the secret.
+    """
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
 
 @lru_cache(maxsize=1)

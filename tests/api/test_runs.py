@@ -22,3 +22,11 @@ def test_runs_with_mlflow_link(app: FilledApp) -> None:
     assert linked["tracker_url"] == "http://mlflow.local:5000/#/runs/abc123"
     missing = app.client.get("/api/runs/4242")
     assert missing.status_code == 404 and "4242" in missing.json()["error"]
+
+
+def test_a_run_never_shows_the_tracking_password(app: FilledApp) -> None:
+    run = app.client.get("/api/runs").json()[0]
+    app.settings.tracking_uri = "postgresql+psycopg://mlflow:s3cret@db.local:5432/mlflow"
+    shown = app.client.get(f"/api/runs/{run['id']}")
+    assert shown.json()["tracking_uri"] == "postgresql+psycopg://mlflow:***@db.local:5432/mlflow"
+    assert "s3cret" not in shown.text

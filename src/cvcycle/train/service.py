@@ -45,7 +45,7 @@ from cvcycle.registry.versions import (
     resolve_model_ref,
     set_alias,
 )
-from cvcycle.settings import Settings
+from cvcycle.settings import Settings, redact_url
 from cvcycle.store import BlobStore
 from cvcycle.train.config import ResolvedConfig, parse_sets, read_config_file, resolve_config
 from cvcycle.train.data import load_training_data
@@ -535,5 +535,5 @@ def show_run(session: Session, run_id: int, settings: Settings) -> RunDetail:
         tracker_run_id=run.tracker_run_id,
         finished_at=run.finished_at,
         tracker_url=tracker_run_url(settings, run.tracker_run_id),
-        tracking_uri=settings.tracking_url,
+        tracking_uri=redact_url(settings.tracking_url),
     )
