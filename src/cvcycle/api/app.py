@@ -10,12 +10,12 @@ shell ``index.html`` so the front end's router can take it.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
@@ -61,6 +61,36 @@ def _field_path(loc: tuple[Any, ...] | list[Any]) -> str:
     return ".".join(parts) or "request"
 
 
+_MAX_DETAIL_DEPTH = 20
+_MAX_DETAIL_INT_BITS = 4_000  # str() of a longer int is refused by Python (4,300 digits)
+
+
+def _plain(value: Any, depth: int = 0) -> Any:
+    """``value`` (a validation error, its ``input`` and ``ctx`` included) as JSON that always renders.
+
+    The input that failed is echoed back, and it can be anything a client sent: NaN and Infinity
+    (not JSON), bytes that are not UTF-8, strings with lone surrogates (not encodable), huge
+    integers, deep nesting, or an exception a validator raised. Those become strings.
+    """
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return value if value.bit_length() <= _MAX_DETAIL_INT_BITS else "<an integer too large to show>"
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, bytes | bytearray):
+        return bytes(value).decode("utf-8", "backslashreplace")
+    if depth >= _MAX_DETAIL_DEPTH:
+        return "..."
+    if isinstance(value, dict):
+        return {_plain(str(k)): _plain(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_plain(v, depth + 1) for v in value]
+    return _plain(str(value))
+
+
 def create_app(
     settings: Settings | None = None, *, db: Database | None = None, store: BlobStore | None = None
 ) -> FastAPI:
@@ -80,10 +110,9 @@ def create_app(
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = [f"{_field_path(e.get('loc', ()))}: {e.get('msg', 'invalid')}" for e in exc.errors()]
-        # jsonable_encoder: an error's ``ctx`` may hold the exception a validator raised.
-        body = InvalidRequest("; ".join(problems), None, jsonable_encoder(exc.errors()))
-        return JSONResponse(to_jsonable(body), status_code=422)
+        errors = _plain(list(exc.errors()))
+        problems = [f"{_field_path(e.get('loc', ()))}: {e.get('msg', 'invalid')}" for e in errors]
+        return JSONResponse(to_jsonable(InvalidRequest("; ".join(problems), None, errors)), status_code=422)
 
     for router in ROUTERS:
         app.include_router(router, responses=ERROR_RESPONSES)

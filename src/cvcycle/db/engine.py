@@ -20,6 +20,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from cvcycle.errors import InvalidInput, NotInitialised
 from cvcycle.settings import Settings, get_settings
 
+# The largest integer a column holds (SQLite INTEGER, PostgreSQL bigint): a larger id or index
+# is refused as input before it reaches the driver, which would overflow.
+INT64_MAX = 2**63 - 1
+
 _IMMEDIATE = "cvcycle_sqlite_immediate"
 
 

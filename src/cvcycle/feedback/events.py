@@ -39,7 +39,7 @@ from sqlalchemy.orm import Session
 
 from cvcycle.boxes import Box, check_class_name, clip_box
 from cvcycle.db.bulk import bulk_insert
-from cvcycle.db.engine import Database
+from cvcycle.db.engine import INT64_MAX, Database
 from cvcycle.db.models import Event, Frame, Media, as_utc
 from cvcycle.errors import InvalidInput, NotFound
 from cvcycle.media._common import IMAGE_FORMATS, PIL_ERRORS
@@ -231,7 +231,10 @@ def _parse_time(value: Any) -> datetime:
     if parsed.tzinfo is None:
         # A naive time would land on a different day per reader; the producer knows its zone.
         raise BadLine(f"time {value!r} has no UTC offset (add 'Z' or '+03:00')")
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00+01:00 is before the first representable moment
+        raise BadLine(f"time {value!r} is out of range in UTC") from None
 
 
 def _pinned(text: str) -> ModelRef | None:
@@ -265,7 +268,10 @@ def _parse_box(value: Any, where: str) -> list[float]:
         raise BadLine(f"{where}: box must be [x, y, w, h], got {value!r}")
     if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in value):
         raise BadLine(f"{where}: box must hold numbers, got {value!r}")
-    box = [float(v) for v in value]
+    try:
+        box = [float(v) for v in value]
+    except OverflowError:
+        raise BadLine(f"{where}: box has a number too large") from None
     if not all(math.isfinite(v) for v in box):
         raise BadLine(f"{where}: box {value!r} has a non-finite number")
     if box[2] <= 0 or box[3] <= 0:
@@ -282,7 +288,7 @@ def _parse_detections(value: Any) -> list[dict[str, Any]]:
         if not isinstance(item, dict):
             raise BadLine(f"{where}: must be an object with cls, score and box")
         try:
-            cls = check_class_name(item.get("cls"), where)
+            cls = _check_text(check_class_name(item.get("cls"), where), f"{where}: cls")
         except InvalidInput as exc:
             raise BadLine(str(exc)) from None
         score = item.get("score", 1.0)
@@ -292,11 +298,28 @@ def _parse_detections(value: Any) -> list[dict[str, Any]]:
     return out
 
 
+def _not_json(literal: str) -> Any:
+    raise BadLine(f"bad JSON: {literal} is not a JSON number")
+
+
+def _check_text(value: str, what: str) -> str:
+    """``value``, refused when it holds a lone surrogate (``"\\ud800"``): no database stores one."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadLine(f"{what} {value!r} is not valid unicode (a lone surrogate)") from None
+    return value
+
+
 def _parse_line(number: int, text: str) -> _Parsed:
     try:
-        obj = json.loads(text)
+        obj = json.loads(text, parse_constant=_not_json)
     except json.JSONDecodeError as exc:
         raise BadLine(f"bad JSON: {exc.msg} at column {exc.colno}") from None
+    except RecursionError:
+        raise BadLine("bad JSON: nested too deeply") from None
+    except ValueError:  # an integer of more than 4,300 digits
+        raise BadLine("bad JSON: an integer too large") from None
     if not isinstance(obj, dict):
         raise BadLine(f"an event must be a JSON object, got {type(obj).__name__}")
     external_id = obj.get("id")
@@ -305,9 +328,11 @@ def _parse_line(number: int, text: str) -> _Parsed:
             external_id = str(external_id)
         if not isinstance(external_id, str) or not external_id or len(external_id) > 200:
             raise BadLine(f"id must be a non-empty string of at most 200 characters, got {external_id!r}")
+        _check_text(external_id, "id")
     source = _field(obj, "source")
     if not isinstance(source, str) or not source.strip() or len(source) > 200:
         raise BadLine(f"source must be a non-empty string, got {source!r}")
+    _check_text(source, "source")
     parsed = _Parsed(
         line=number,
         external_id=external_id,
@@ -328,14 +353,14 @@ def _parse_line(number: int, text: str) -> _Parsed:
         raise BadLine(f"frame must be {{'media_sha256', 'index'}} or {{'id'}}, got {frame!r}")
     if "id" in frame:
         frame_id = frame["id"]
-        if not isinstance(frame_id, int) or isinstance(frame_id, bool) or frame_id < 1:
+        if not isinstance(frame_id, int) or isinstance(frame_id, bool) or not 1 <= frame_id <= INT64_MAX:
             raise BadLine(f"frame id must be a positive integer, got {frame_id!r}")
         parsed.frame_by_id = frame_id
         return parsed
     sha, index = frame.get("media_sha256"), frame.get("index")
     if not isinstance(sha, str) or not _SHA256.match(sha.lower()):
         raise BadLine(f"frame.media_sha256 must be 64 hex digits, got {sha!r}")
-    if not isinstance(index, int) or isinstance(index, bool) or index < 0:
+    if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index <= INT64_MAX:
         raise BadLine(f"frame.index must be an integer >= 0, got {index!r}")
     parsed.frame_by_media = (sha.lower(), index)
     return parsed

@@ -21,7 +21,7 @@ from cvcycle.annotate.review import (
     task_agreement,
 )
 from cvcycle.annotate.tasks import create_task, get_task, list_tasks, reopen_task
-from cvcycle.api.deps import DbDep, SettingsDep, StoreDep
+from cvcycle.api.deps import DbDep, Int64, SettingsDep, StoreDep
 
 router = APIRouter(prefix="/api", tags=["annotation"])
 
@@ -30,8 +30,8 @@ Name = Field(min_length=1, max_length=200)
 
 class NewTask(BaseModel):
     dataset: str = Field(min_length=1, max_length=200)
-    frame_id: int | None = None
-    media_id: int | None = None
+    frame_id: Int64 | None = None
+    media_id: Int64 | None = None
     annotators: list[str] = Field(default_factory=list, max_length=10)
     overlap: int = Field(default=1, ge=1, le=10)
 
@@ -45,13 +45,13 @@ class Reopener(BaseModel):
 
 
 class DraftSave(BaseModel):
-    rev: int = Field(ge=1)
+    rev: Int64 = Field(ge=1)
     author: str = Name
     draft: Draft
 
 
 class Submission(BaseModel):
-    rev: int = Field(ge=1)
+    rev: Int64 = Field(ge=1)
     author: str = Name
 
 
@@ -91,46 +91,46 @@ def new_task(body: NewTask, db: DbDep, store: StoreDep) -> TaskDetail:
 
 
 @router.get("/tasks/{task_id}")
-def task(task_id: int, db: DbDep) -> TaskDetail:
+def task(task_id: Int64, db: DbDep) -> TaskDetail:
     return get_task(db, task_id)
 
 
 @router.post("/tasks/{task_id}/reopen")
-def reopen(task_id: int, body: Reopener, db: DbDep) -> TaskSummary:
+def reopen(task_id: Int64, body: Reopener, db: DbDep) -> TaskSummary:
     """Restart an open task from its frame's current boxes (after 409: the frame changed under the work)."""
     return reopen_task(db, task_id, body.by)
 
 
 @router.post("/tasks/{task_id}/assignments")
-def take_task(task_id: int, body: Taker, db: DbDep, store: StoreDep) -> AssignmentRecord:
+def take_task(task_id: Int64, body: Taker, db: DbDep, store: StoreDep) -> AssignmentRecord:
     """The annotator's assignment on the task (taken now if there is a free place)."""
     return open_assignment(db, task_id, body.annotator, store)
 
 
 @router.get("/tasks/{task_id}/agreement")
-def agreement(task_id: int, db: DbDep) -> Agreement:
+def agreement(task_id: Int64, db: DbDep) -> Agreement:
     return task_agreement(db, task_id)
 
 
 @router.get("/assignments/{assignment_id}")
-def assignment(assignment_id: int, db: DbDep) -> AssignmentRecord:
+def assignment(assignment_id: Int64, db: DbDep) -> AssignmentRecord:
     return get_assignment(db, assignment_id)
 
 
 @router.put("/assignments/{assignment_id}/draft")
-def save(assignment_id: int, body: DraftSave, db: DbDep) -> AssignmentRecord:
+def save(assignment_id: Int64, body: DraftSave, db: DbDep) -> AssignmentRecord:
     """Save the draft made on revision ``rev``; 409 if someone saved since (nothing is overwritten)."""
     return save_draft(db, assignment_id, body.rev, body.draft, body.author)
 
 
 @router.post("/assignments/{assignment_id}/submit")
-def submit(assignment_id: int, body: Submission, db: DbDep, settings: SettingsDep) -> AssignmentRecord:
+def submit(assignment_id: Int64, body: Submission, db: DbDep, settings: SettingsDep) -> AssignmentRecord:
     spot_check = SpotCheck(settings.spot_check_share, settings.spot_check_seed)
     return submit_assignment(db, assignment_id, body.rev, body.author, spot_check)
 
 
 @router.post("/assignments/{assignment_id}/review")
-def review(assignment_id: int, body: Verdict, db: DbDep) -> AssignmentRecord:
+def review(assignment_id: Int64, body: Verdict, db: DbDep) -> AssignmentRecord:
     return review_assignment(db, assignment_id, body.verdict, body.reviewer, body.comment)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Query
 
-from cvcycle.api.deps import DbDep
+from cvcycle.api.deps import DbDep, Int64
 from cvcycle.data.catalog import DatasetEntry, DatasetOverview, dataset_overview, list_datasets
 from cvcycle.data.versions import DatasetDiff, diff_versions
 
@@ -27,8 +27,8 @@ def dataset(name: str, db: DbDep) -> DatasetOverview:
 def diff(
     name: str,
     db: DbDep,
-    old: int = Query(..., alias="from", ge=1),
-    new: int = Query(..., alias="to", ge=1),
+    old: Int64 = Query(..., alias="from", ge=1),
+    new: Int64 = Query(..., alias="to", ge=1),
 ) -> DatasetDiff:
     """What changed from version ``from`` to ``to`` (head + 1 is the working copy)."""
     with db.read() as session:

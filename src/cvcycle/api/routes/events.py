@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Literal
@@ -10,11 +11,12 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
-from starlette.formparsers import MultiPartParser
+from starlette.formparsers import MultiPartException, MultiPartParser
 
-from cvcycle.api.deps import DbDep, SettingsDep, StoreDep
+from cvcycle.api.deps import DbDep, Int64, SettingsDep, StoreDep
 from cvcycle.api.live import feed_messages, notify_feed
 from cvcycle.boxes import MAX_CLASS_NAME_LENGTH, Box
+from cvcycle.db import INT64_MAX
 from cvcycle.errors import InvalidInput, TooLarge
 from cvcycle.feedback.events import PushResult, push_events
 from cvcycle.feedback.feed import (
@@ -35,8 +37,8 @@ router = APIRouter(prefix="/api/events", tags=["events"])
 @router.get("")
 def list_feed(
     db: DbDep,
-    limit: int = Query(200, ge=1, le=20_000),
-    before_id: int | None = Query(None, ge=1),
+    limit: Int64 = Query(200, ge=1, le=20_000),
+    before_id: Int64 | None = Query(None, ge=1),
 ) -> list[FeedItem]:
     """The newest events first (older than ``before_id`` when given), each with its verdicts."""
     return feed_page(db, limit=limit, before_id=before_id)
@@ -46,16 +48,18 @@ def list_feed(
 async def stream_feed(
     request: Request,
     db: DbDep,
-    after_id: int | None = Query(None, ge=0, description="Send events after this id; default: from now on."),
-    after_report_id: int | None = Query(
+    after_id: Int64 | None = Query(
+        None, ge=0, description="Send events after this id; default: from now on."
+    ),
+    after_report_id: Int64 | None = Query(
         None, ge=0, description="Send verdicts on events after this report id; default: from now on."
     ),
-    max_events: int | None = Query(None, ge=1, description="Close the stream after this many messages."),
+    max_events: Int64 | None = Query(None, ge=1, description="Close the stream after this many messages."),
 ) -> StreamingResponse:
     """Server-sent events: an ``event`` message per new event (its JSON as data, its id as the id)
     and a ``verdict`` message per new report on an event, so every operator sees what others did."""
     last_event_id = request.headers.get("last-event-id", "")
-    start = int(last_event_id) if last_event_id.isdigit() else after_id
+    start = int(last_event_id) if _is_int64(last_event_id) else after_id
     if start is None:
         start = await run_in_threadpool(newest_event_id, db)
     report_start = after_report_id
@@ -66,10 +70,22 @@ async def stream_feed(
     return StreamingResponse(messages, media_type="text/event-stream", headers=headers)
 
 
+def _is_int64(text: str) -> bool:
+    """Whether ``text`` is a non-negative integer the database can hold (a header's value)."""
+    return len(text) <= 19 and text.isascii() and text.isdigit() and int(text) <= INT64_MAX
+
+
+# The JSON Lines body types accepted besides a multipart form (and a body with no content type).
+UPLOAD_TYPES = frozenset(
+    {"application/x-ndjson", "application/jsonl", "application/x-jsonlines", "application/json"}
+    | {"application/octet-stream", "text/plain"}
+)
+
+
 async def _read_upload(request: Request, limit: int) -> bytes:
     """The request body (or its ``file`` part for a form upload), refused past ``limit`` bytes."""
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
+    if declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise TooLarge(
             f"upload of {int(declared)} bytes is over the limit of {limit} bytes",
             hint="split the file, or raise CVCYCLE_MAX_UPLOAD_BYTES",
@@ -79,13 +95,22 @@ async def _read_upload(request: Request, limit: int) -> bytes:
         body += chunk
         if len(body) > limit:
             raise TooLarge(f"upload is over the limit of {limit} bytes", hint="split the file")
-    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+    content_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if content_type != "multipart/form-data":
+        if content_type and content_type not in UPLOAD_TYPES:
+            raise InvalidInput(
+                f"content-type: an events upload is JSON Lines, not {content_type!r}",
+                hint="send application/x-ndjson, or a multipart/form-data form with the file in 'file'",
+            )
         return bytes(body)
 
     async def replay() -> AsyncGenerator[bytes, None]:
         yield bytes(body)
 
-    form = await MultiPartParser(request.headers, replay()).parse()
+    try:
+        form = await MultiPartParser(request.headers, replay()).parse()
+    except MultiPartException as exc:
+        raise InvalidInput(f"file: the multipart form does not parse ({exc.message})") from None
     upload = form.get("file")
     if upload is None or isinstance(upload, str):
         raise InvalidInput("file: a form upload needs the events file in a part named 'file'")
@@ -137,7 +162,8 @@ async def upload_events(
     Answers what was kept, the duplicates and the bad lines; 422 when no line could be kept.
     """
     data = await _read_upload(request, settings.max_upload_bytes)
-    lines = data.decode("utf-8", errors="replace").splitlines()
+    # Lines split as a file read in text mode splits them, so line numbers match `events push`.
+    lines = io.StringIO(data.decode("utf-8", errors="replace"), newline=None)
     result = await run_in_threadpool(push_events, db, store, lines, allow_paths=False)
     if result.kept:
         notify_feed(request)
@@ -148,13 +174,13 @@ async def upload_events(
 
 
 @router.get("/{event_id}")
-def get_event(event_id: int, db: DbDep) -> EventDetail:
+def get_event(event_id: Int64, db: DbDep) -> EventDetail:
     """One event with the reports on it and the classes its model knows."""
     return event_detail(db, event_id)
 
 
 @router.get("/{event_id}/image", response_class=Response)
-def get_event_image(event_id: int, db: DbDep, store: StoreDep) -> Response:
+def get_event_image(event_id: Int64, db: DbDep, store: StoreDep) -> Response:
     """The event's image as JPEG (its snapshot, or the frame it refers to)."""
     key, size = event_image(db, event_id)
     headers = {"Cache-Control": "private, max-age=86400, immutable"}
@@ -173,7 +199,7 @@ class BoxBody(BaseModel):
 
 class ReportBody(BaseModel):
     type: Literal["confirmed", "false_detection", "inaccurate_detection", "missed_detection"]
-    detection: int | None = Field(None, ge=0, description="Index into the event's detections.")
+    detection: Int64 | None = Field(None, ge=0, description="Index into the event's detections.")
     box: BoxBody | None = Field(None, description="The right box: for inaccurate and missed detections.")
     operator: str = Field("", max_length=200)
     comment: str = Field("", max_length=5_000)
@@ -181,7 +207,7 @@ class ReportBody(BaseModel):
 
 
 @router.post("/{event_id}/reports", status_code=201)
-def post_report(event_id: int, body: ReportBody, db: DbDep, request: Request) -> ReportRecord:
+def post_report(event_id: Int64, body: ReportBody, db: DbDep, request: Request) -> ReportRecord:
     """An operator's verdict; anything but ``confirmed`` opens (or joins) an annotation task."""
     box = Box(body.box.cls, body.box.x, body.box.y, body.box.w, body.box.h) if body.box else None
     record = report_event(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from cvcycle.api.deps import DbDep
+from cvcycle.api.deps import DbDep, Int64
 from cvcycle.feedback.feed import EventModel, ReviewFrame, event_models, pending_review_frames
 from cvcycle.feedback.reports import SampledFrame, sample_review_frames
 from cvcycle.feedback.stats import DEFAULT_GROUP_BY, StatsRow, feedback_stats
@@ -34,17 +34,17 @@ def models(db: DbDep) -> list[EventModel]:
 
 
 @router.get("/review-frames")
-def review_frames(db: DbDep, limit: int = Query(100, ge=1, le=1_000)) -> list[ReviewFrame]:
+def review_frames(db: DbDep, limit: Int64 = Query(100, ge=1, le=1_000)) -> list[ReviewFrame]:
     """Frames drawn for missed-detection review that still wait for a verdict, oldest first."""
     return pending_review_frames(db, limit=limit)
 
 
 class SampleBody(BaseModel):
     model: str = Field(min_length=1, description=f"The model whose empty frames to draw: {MODEL_FILTER_HELP}")
-    limit: int = Field(20, ge=1, le=1_000)
+    limit: Int64 = Field(20, ge=1, le=1_000)
     rate: float = Field(1.0, gt=0, le=1)
     min_gap_s: float = Field(0.0, ge=0)
-    seed: int = 0
+    seed: Int64 = 0
 
 
 @router.post("/review-frames/sample")

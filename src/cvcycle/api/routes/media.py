@@ -6,7 +6,7 @@ from typing import Literal
 
 from fastapi import APIRouter, Request, Response
 
-from cvcycle.api.deps import DbDep, StoreDep
+from cvcycle.api.deps import DbDep, Int64, StoreDep
 from cvcycle.data.frame_images import MediaInfo, frame_image, get_media_info
 
 router = APIRouter(prefix="/api/media", tags=["media"])
@@ -16,7 +16,7 @@ _IMMUTABLE = "public, max-age=31536000, immutable"
 
 
 @router.get("/{media_id}")
-def media(media_id: int, db: DbDep) -> MediaInfo:
+def media(media_id: Int64, db: DbDep) -> MediaInfo:
     return get_media_info(db, media_id)
 
 
@@ -26,8 +26,8 @@ def media(media_id: int, db: DbDep) -> MediaInfo:
     responses={200: {"content": {"image/jpeg": {}}, "description": "The frame as JPEG."}},
 )
 def frame(
-    media_id: int,
-    index: int,
+    media_id: Int64,
+    index: Int64,
     request: Request,
     db: DbDep,
     store: StoreDep,

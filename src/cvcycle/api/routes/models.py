@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from cvcycle.api.deps import DbDep
+from cvcycle.api.deps import DbDep, Int64
 from cvcycle.refs import ModelRef
 from cvcycle.registry.overview import ModelOverview, ModelVersionPage, model_version_page, models_overview
 
@@ -18,7 +18,7 @@ def models(db: DbDep) -> list[ModelOverview]:
 
 
 @router.get("/{name}/versions/{version}")
-def model_version(name: str, version: int, db: DbDep) -> ModelVersionPage:
+def model_version(name: str, version: Int64, db: DbDep) -> ModelVersionPage:
     """Lineage, artifacts, evaluations, verification and the gate report of ``name@version``."""
     with db.read() as session:
         return model_version_page(session, ModelRef(name, version))
