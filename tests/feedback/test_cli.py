@@ -137,3 +137,26 @@ def _frame_boxes(db: Database, frame_id: int) -> list[tuple[Any, ...]]:
             )
         ).all()
     return sorted(tuple(r) for r in rows)
+
+
+def test_push_of_hostile_lines_reports_each_without_a_traceback(
+    home: Path, tmp_path: Path, medium: IngestResult
+) -> None:
+    cv("init")
+    good = {"id": "ok", "source": "cam-1", "time": "2026-11-25T10:00:00Z", "model": "detector@1",
+            "detections": [], "frame": {"media_sha256": medium.sha256, "index": 0}}  # fmt: skip
+    feed = tmp_path / "events.jsonl"
+    lines = [
+        json.dumps(good),
+        json.dumps({**good, "id": "[/]", "time": "0001-01-01T00:00:00+01:00"}),
+        "[" * 100_000,
+        json.dumps({**good, "source": "\ud800"}),
+        json.dumps({**good, "frame": {"id": 2**64}}),
+        '{"source": NaN}',
+    ]
+    feed.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    result = runner.invoke(app, ["events", "push", str(feed)])
+    assert result.exit_code == 2, result.output
+    assert "kept 1 events" in result.stdout and "Traceback" not in result.output
+    for line in range(2, 7):
+        assert f"line {line}: " in result.output

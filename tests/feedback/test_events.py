@@ -214,3 +214,40 @@ def test_listing_events_newest_first_with_filters(
     assert [e.id for e in list_events(db, source="cam-2")] == [ids[1]]
     assert [e.id for e in list_events(db, limit=1)] == [ids[1]]
     assert list_events(db, model="other") == []
+
+
+def test_hostile_lines_are_reported_and_the_good_ones_kept(
+    db: Database, store: BlobStore, medium: IngestResult, event: Callable[..., dict[str, Any]]
+) -> None:
+    """Out-of-range values, huge numbers, deep nesting, bad unicode and NaN: one bad line each."""
+    frame = {"id": medium.frame_ids[0]}
+    det = {"cls": "person", "score": 0.5, "box": [1, 1, 5, 5]}
+    lines = [
+        json.dumps(event(id="good-1", frame=frame)),  # 1 good
+        json.dumps(event(time="99999-01-01T00:00:00Z", frame=frame)),  # 2 year out of range
+        json.dumps(event(time="2026-13-01T00:00:00Z", frame=frame)),  # 3 month 13
+        json.dumps(event(time="0001-01-01T00:00:00+01:00", frame=frame)),  # 4 before year 1 in UTC
+        json.dumps(event(frame={"id": 2**63})),  # 5 beyond int64
+        json.dumps(event(frame={"media_sha256": medium.sha256, "index": 2**70})),  # 6 beyond int64
+        json.dumps(event(frame=frame, detections=[{**det, "box": [10**400, 0, 1, 1]}])),  # 7 too big
+        '{"id": ' + "9" * 5000 + "}",  # 8 an integer Python will not parse
+        "[" * 100_000 + "]" * 100_000,  # 9 nested too deeply
+        json.dumps(event(source="cam\ud800", frame=frame)),  # 10 lone surrogate
+        json.dumps(event(frame=frame, detections=[{**det, "cls": "a\udc00"}])),  # 11 lone surrogate
+        json.dumps(event(id="x\ud800", frame=frame)),  # 12 lone surrogate
+        json.dumps(event(frame=frame)).replace('"source"', '"extra": NaN, "source"'),  # 13 NaN
+        json.dumps(event(frame=frame, detections=[{**det, "score": float("inf")}])),  # 14 Infinity
+        json.dumps(event(id="good-2", frame=frame)),  # 15 good
+    ]
+    result = push_events(db, store, lines)
+
+    reasons = {e.line: e.reason for e in result.errors}
+    assert sorted(reasons) == list(range(2, 15))
+    assert "not ISO-8601" in reasons[2] and "not ISO-8601" in reasons[3]
+    assert "out of range" in reasons[4]
+    assert "frame id" in reasons[5] and "frame.index" in reasons[6]
+    assert "too large" in reasons[7] and "too large" in reasons[8]
+    assert "nested too deeply" in reasons[9]
+    assert all("lone surrogate" in reasons[n] for n in (10, 11, 12))
+    assert "NaN" in reasons[13] and "Infinity" in reasons[14]
+    assert result.kept == 2 and [e.external_id for e in _events(db)] == ["good-1", "good-2"]

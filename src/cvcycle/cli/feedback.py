@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from cvcycle.annotate.records import TASK_STATUSES
@@ -38,7 +39,8 @@ def push(
     else:
         console.print(f"kept {result.kept} events, {result.duplicates} already known", highlight=False)
         for error in result.errors:
-            err_console.print(f"[red]{error}[/]", highlight=False)
+            # A reason quotes the line, which may hold markup ("[/]") or escape codes.
+            err_console.print(f"[red]{escape(str(error))}[/]", highlight=False)
     if not result.ok:
         raise typer.Exit(2)
 
