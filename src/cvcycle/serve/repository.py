@@ -311,13 +311,13 @@ class ModelRepository:
                 hint="remove the model's directory, or run the server with --model-control-mode explicit",
             )
         with self._control_lock:
+            self._wanted.discard(name)
             if name not in self.models:
                 if (self.root / name).is_dir():
                     return  # not loaded: nothing to do, as Triton answers
                 raise NotFound(f"failed to unload {name!r}: no such model in the repository or the server")
             self._swap({k: v for k, v in self.models.items() if k != name})
             self._unloaded.add(name)
-            self._wanted.discard(name)
 
     def was_unloaded(self, name: str) -> bool:
         return name in self._unloaded
