@@ -41,6 +41,13 @@ def break_model(repo: Path, name: str, version: int = 1) -> None:
     (repo / name / str(version) / "model.onnx").write_bytes(b"not an onnx graph")
 
 
+def publish_with_broken(publish: Any, affine: Affine, repo: Path) -> None:
+    """``affine`` as it should be, and ``broken`` whose version 1 file is no ONNX graph."""
+    publish("affine", 1, affine(2.0, 0.0))
+    publish("broken", 1, affine(1.0, 0.0))
+    break_model(repo, "broken")
+
+
 def test_content_length_over_the_cap_is_refused_before_the_body_is_sent(
     serve: Any, publish: Any, affine: Affine
 ) -> None:
@@ -136,9 +143,7 @@ def test_a_grpc_message_over_the_size_gets_resource_exhausted(
 def test_poll_mode_is_ready_only_when_every_model_is(
     serve: Any, publish: Any, affine: Affine, repo: Path
 ) -> None:
-    publish("affine", 1, affine(2.0, 0.0))
-    publish("broken", 1, affine(1.0, 0.0))
-    break_model(repo, "broken")
+    publish_with_broken(publish, affine, repo)
     server = serve()
     c = triton.InferenceServerClient(url=server.url)
     g = triton_grpc.InferenceServerClient(url=server.grpc_url)
@@ -160,9 +165,7 @@ def test_poll_mode_is_ready_only_when_every_model_is(
 def test_explicit_mode_readiness_failed_loads_and_paths(
     serve: Any, publish: Any, affine: Affine, repo: Path
 ) -> None:
-    publish("affine", 1, affine(2.0, 0.0))
-    publish("broken", 1, affine(1.0, 0.0))
-    break_model(repo, "broken")
+    publish_with_broken(publish, affine, repo)
     server = serve(control_mode="explicit", load_models=["affine"])
     c = triton.InferenceServerClient(url=server.url)
     assert c.is_server_ready()  # "broken" was never asked for
