@@ -158,7 +158,9 @@ def free_port() -> int:
 class Server:
     """``cvcycle serve`` in this process: HTTP, gRPC and metrics on free ports of 127.0.0.1."""
 
-    def __init__(self, repo: Path, poll_interval: float, control_mode: str, load_models: list[str]) -> None:
+    def __init__(
+        self, repo: Path, poll_interval: float, control_mode: str, load_models: list[str], **options: Any
+    ) -> None:
         self.options = ServerOptions(
             repo=repo,
             http_port=free_port(),
@@ -167,6 +169,7 @@ class Server:
             control_mode=control_mode,
             load_models=load_models,
             poll_interval=poll_interval,
+            **options,
         )
         self.server = InferenceServer(self.options)
         self.app = self.server.app
@@ -197,9 +200,12 @@ def serve(repo: Path) -> Iterator[Callable[..., Server]]:
     servers: list[Server] = []
 
     def start(
-        poll_interval: float = 0.05, control_mode: str = "poll", load_models: list[str] | None = None
+        poll_interval: float = 0.05,
+        control_mode: str = "poll",
+        load_models: list[str] | None = None,
+        **options: Any,
     ) -> Server:
-        server = Server(repo, poll_interval, control_mode, load_models or [])
+        server = Server(repo, poll_interval, control_mode, load_models or [], **options)
         servers.append(server)
         return server.__enter__()
 

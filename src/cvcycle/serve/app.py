@@ -29,11 +29,13 @@ from cvcycle.serve.inference import find_model, find_version, infer, model_metad
 from cvcycle.serve.model_config import ServedConfig, parse_model_config_json
 from cvcycle.serve.protocol import (
     HEADER_LENGTH,
+    MAX_INPUT_BYTES,
     ProtocolError,
     decode_body,
     encode_infer_response,
     encode_response_body,
     parse_infer_request,
+    too_large,
 )
 from cvcycle.serve.repository import ModelRepository
 
@@ -74,8 +76,28 @@ def statistics_of(repository: ModelRepository, model: str | None, version: str |
     return {"model_stats": [loaded.statistics.to_json() for _, loaded in sorted(entry.ready.items())]}
 
 
+async def read_body(request: Request) -> bytes:
+    """The request body, decompressed; refused past the app's ``max_input_size`` before it is read whole.
+
+    A ``Content-Length`` over the limit is refused before any of the body is read; a chunked body
+    is read until it passes the limit; a compressed one is inflated no further than the limit.
+    """
+    limit: int = request.app.state.max_input_size
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise too_large(f"of {declared} bytes", limit)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_large(f"of at least {size} bytes", limit)
+        chunks.append(chunk)
+    return decode_body(b"".join(chunks), request.headers.get("content-encoding"), limit)
+
+
 async def _json_body(request: Request) -> dict[str, Any]:
-    body = decode_body(await request.body(), request.headers.get("content-encoding"))
+    body = await read_body(request)
     if not body.strip():
         return {}
     try:
@@ -89,7 +111,7 @@ async def _json_body(request: Request) -> dict[str, Any]:
 
 async def run_inference(request: Request, model: str, version: str | None) -> Response:
     """POST .../infer: the request's tensors through the model, the response as the client asked."""
-    body = decode_body(await request.body(), request.headers.get("content-encoding"))
+    body = await read_body(request)
     parsed = parse_infer_request(body, request.headers.get(HEADER_LENGTH))
     loaded, outputs = await infer(request.app.state.repository, model, version, parsed)
     payload, headers = encode_infer_response(
@@ -139,8 +161,12 @@ class InferenceApp(Starlette):
         await super().__call__(scope, receive, send)
 
 
-def create_http_app(repository: ModelRepository) -> Starlette:
-    """The routes over a repository that its owner loads, polls and closes."""
+def create_http_app(repository: ModelRepository, max_input_size: int = MAX_INPUT_BYTES) -> Starlette:
+    """The routes over a repository that its owner loads, polls and closes.
+
+    ``max_input_size``: the largest request body in bytes, before and after decompression
+    (Triton's ``--http-max-input-size``); a larger one gets 400.
+    """
 
     def repo(request: Request) -> ModelRepository:
         return request.app.state.repository
@@ -149,8 +175,9 @@ def create_http_app(repository: ModelRepository) -> Starlette:
         return Response(status_code=200)
 
     async def ready(request: Request) -> Response:
-        if not repo(request).ready:
-            raise ProtocolError("the model repository is still loading", 503)
+        waiting = repo(request).not_ready()
+        if waiting:  # Triton answers 400 while the server is not ready
+            raise ProtocolError(f"the server is not ready: {waiting}")
         return Response(status_code=200)
 
     async def metadata_of_server(request: Request) -> Response:
@@ -247,6 +274,7 @@ def create_http_app(repository: ModelRepository) -> Starlette:
         },
     )
     app.state.repository = repository
+    app.state.max_input_size = max_input_size
     return app
 
 

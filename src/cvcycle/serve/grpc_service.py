@@ -4,7 +4,8 @@ The messages and the service stub are the ones ``tritonclient`` ships (``service
 ``service_pb2_grpc``, ``model_config_pb2``), so ``tritonclient.grpc`` works unchanged. Inputs come
 as ``raw_input_contents`` or typed ``contents``; outputs go back as ``raw_output_contents``, as
 Triton sends them. Errors carry the same messages as over HTTP, in the status details, with the
-status code matching the HTTP status. Messages may be up to 2 GiB each way.
+status code matching the HTTP status. Messages are bounded each way (``--grpc-max-message-size``,
+64 MiB by default); gRPC refuses a larger one with RESOURCE_EXHAUSTED before it is read whole.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from cvcycle.errors import CvcycleError, InvalidInput
 from cvcycle.serve.app import load_config_parameter, server_metadata, statistics_of
 from cvcycle.serve.inference import find_model, find_version, infer, model_metadata, resolve
 from cvcycle.serve.protocol import (
+    MAX_INPUT_BYTES,
     NUMPY_DTYPES,
     InferRequest,
     InputTensor,
@@ -37,8 +39,6 @@ from cvcycle.serve.protocol import (
 from cvcycle.serve.repository import ModelRepository
 
 log = logging.getLogger("cvcycle.serve")
-
-MAX_MESSAGE_BYTES = 2**31 - 1
 
 _STATUS_CODES = {
     400: grpc.StatusCode.INVALID_ARGUMENT,
@@ -235,8 +235,11 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
 class GrpcServer:
     """The gRPC service on its own event loop in a background thread."""
 
-    def __init__(self, repository: ModelRepository, host: str, port: int) -> None:
+    def __init__(
+        self, repository: ModelRepository, host: str, port: int, max_message_size: int = MAX_INPUT_BYTES
+    ) -> None:
         self.repository = repository
+        self.max_message_size = max_message_size
         self.address = f"{host}:{port}"
         self._loop = new_event_loop()
         self._server: Any = None
@@ -266,8 +269,8 @@ class GrpcServer:
 
     async def _serve(self) -> None:
         options = [
-            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_send_message_length", self.max_message_size),
+            ("grpc.max_receive_message_length", self.max_message_size),
         ]
         try:
             self._server = grpc.aio.server(options=options)

@@ -65,6 +65,22 @@ def serve(
             "intra_op_thread_count (0: the CPUs divided among the model's instances)."
         ),
     ),
+    http_max_input_size: int = typer.Option(
+        _DEFAULTS.http_max_input_size,
+        "--http-max-input-size",
+        min=1,
+        help=(
+            "The largest HTTP request body in bytes, before and after decompression (as Triton's); "
+            "a larger one gets 400."
+        ),
+    ),
+    grpc_max_message_size: int = typer.Option(
+        _DEFAULTS.grpc_max_message_size,
+        "--grpc-max-message-size",
+        min=1,
+        max=2**31 - 1,
+        help="The largest gRPC message in bytes, received or sent; a larger one gets RESOURCE_EXHAUSTED.",
+    ),
 ) -> None:
     """Serve the repository's models until interrupted (poll mode picks up new versions)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -79,5 +95,7 @@ def serve(
             load_models=load_model,
             poll_interval=poll_interval,
             session_threads=session_threads,
+            http_max_input_size=http_max_input_size,
+            grpc_max_message_size=grpc_max_message_size,
         )
     )

@@ -157,18 +157,46 @@ class InferRequest:
         return self.binary_outputs.get(output, self.binary_default)
 
 
-def decode_body(body: bytes, content_encoding: str | None) -> bytes:
+#: Triton's ``--http-max-input-size`` default: the largest request body, before and after decompression.
+MAX_INPUT_BYTES = 64 * 2**20
+
+
+def too_large(size: str, limit: int) -> ProtocolError:
+    """The refusal of a body over ``limit`` bytes, naming the limit and the flag that sets it."""
+    return ProtocolError(
+        f"the request body {size} exceeds the limit of {limit} bytes (the server's --http-max-input-size)"
+    )
+
+
+def decode_body(body: bytes, content_encoding: str | None, limit: int = MAX_INPUT_BYTES) -> bytes:
+    """The body as sent, gzip or deflate undone a piece at a time: refused past ``limit`` bytes.
+
+    A small compressed body can expand a thousandfold; it is never inflated further than the limit.
+    """
     encoding = (content_encoding or "identity").strip().lower()
-    try:
-        if encoding == "gzip":
-            return gzip.decompress(body)
-        if encoding == "deflate":
-            return zlib.decompress(body)
-    except (OSError, zlib.error, EOFError) as exc:
-        raise ProtocolError(f"the request body is not valid {encoding} data: {exc}") from exc
-    if encoding != "identity":
+    if encoding == "identity":
+        return body
+    if encoding not in ("gzip", "deflate"):
         raise ProtocolError(f"unsupported Content-Encoding {encoding!r}; use gzip, deflate or none")
-    return body
+    wbits = 16 + zlib.MAX_WBITS if encoding == "gzip" else zlib.MAX_WBITS
+    out = bytearray()
+    pending = body
+    try:
+        while True:  # one round per gzip member (a gzip body may be several, concatenated)
+            inflater = zlib.decompressobj(wbits)
+            while pending:
+                out += inflater.decompress(pending, limit + 1 - len(out))
+                if len(out) > limit:
+                    raise too_large("decompressed", limit)
+                pending = inflater.unconsumed_tail
+            if not inflater.eof:
+                raise ProtocolError(f"the request body is not valid {encoding} data: it ends too soon")
+            pending = inflater.unused_data
+            if encoding != "gzip" or not pending:
+                break
+    except zlib.error as exc:
+        raise ProtocolError(f"the request body is not valid {encoding} data: {exc}") from exc
+    return bytes(out)
 
 
 def parse_infer_request(body: bytes, header_length: str | None) -> InferRequest:

@@ -93,7 +93,7 @@ class ModelEntry:
     unavailable: dict[int, str] = field(default_factory=dict)  # version -> why it is not served
     error: str | None = None  # why the model as a whole has a problem
     on_disk: tuple[int, ...] = ()
-    failed: set[int] = field(default_factory=set)  # versions the policy selects that failed to load
+    failed: dict[int, str] = field(default_factory=dict)  # selected versions that failed to load -> why
 
     @property
     def platform(self) -> str:
@@ -154,7 +154,8 @@ class ModelRepository:
         self.session_threads = session_threads
         self.statistics = statistics or StatisticsBook()
         self.models: dict[str, ModelEntry] = {}  # replaced whole on every change; read without a lock
-        self.ready = False
+        self._started = False
+        self._wanted: set[str] = set()  # explicit mode: the models asked for and not unloaded since
         self._control_lock = threading.RLock()  # one load, unload or poll at a time
         self._failed: dict[tuple[str, int], tuple[tuple[Any, ...], str]] = {}
         self._unloaded: set[str] = set()
@@ -173,7 +174,7 @@ class ModelRepository:
             previous = self.models
             table = {d.name: self._scan_model(d, previous.get(d.name)) for d in self.model_dirs()}
             self._swap(table)
-            self.ready = True
+            self._started = True
 
     def start(self, load_models: list[str] | None = None) -> None:
         """The first load: everything in poll mode, the named models (``*`` for all) in explicit mode."""
@@ -183,12 +184,49 @@ class ModelRepository:
         names = load_models or []
         if "*" in names:
             names = [d.name for d in self.model_dirs()]
+        self._wanted.update(names)
         for name in names:
             try:
                 self.load(name)
             except CvcycleError as exc:  # one bad model must not keep the others from serving
                 log.warning("%s", exc.message)
-        self.ready = True
+        self._started = True
+
+    @property
+    def ready(self) -> bool:
+        return not self.not_ready()
+
+    def not_ready(self) -> str:
+        """Why the server is not ready, "" when it is: every model that should be served is.
+
+        Should be: every model of the repository in poll mode; in explicit mode, those asked for
+        (``--load-model`` or a load request) and not unloaded since. A model is served when every
+        version its policy selects is (Triton's strict readiness).
+        """
+        if not self._started:
+            return "the model repository is still loading"
+        try:
+            expected = (
+                {d.name for d in self.model_dirs()} if self.control_mode == "poll" else set(self._wanted)
+            )
+        except OSError as exc:
+            return f"the model repository cannot be read: {exc.strerror}"
+        models = self.models
+        waiting = []
+        for name in sorted(expected):
+            entry = models.get(name)
+            if name in self._loading or entry is None:
+                waiting.append(f"model {name!r} is not loaded")
+            elif not entry.ready:
+                waiting.append(f"model {name!r} {entry.error or 'has no version ready'}")
+            else:
+                # A version whose reload failed while its previous load serves on is ready (as Triton's).
+                waiting += [
+                    f"version {v} of {name!r} {why}"
+                    for v, why in sorted(entry.failed.items())
+                    if v not in entry.ready
+                ]
+        return "; ".join(waiting)
 
     def start_polling(self, interval: float) -> None:
         if self._thread is not None or interval <= 0 or self.control_mode != "poll":
@@ -242,23 +280,22 @@ class ModelRepository:
         model_dir = self.root / name
         if name.startswith(".") or "/" in name or not model_dir.is_dir():
             raise NotFound(
-                f"failed to load {name!r}: no model directory {model_dir} in the repository"
+                f"failed to load {name!r}: no model directory {name!r} in the repository"
                 f" (it has {', '.join(d.name for d in self.model_dirs()) or 'no models'})"
             )
         with self._control_lock:
             for key in [k for k in self._failed if k[0] == name]:
                 del self._failed[key]  # asked explicitly: try the failed versions again
             self._loading.add(name)
+            self._wanted.add(name)
             try:
                 entry = self._scan_model(model_dir, self.models.get(name), config)
             finally:
                 self._loading.discard(name)
             self._swap({**self.models, name: entry})
             self._unloaded.discard(name)
-        failures = [
-            f"version {v} of {name!r} {r}" for v, r in sorted(entry.unavailable.items()) if v in entry.failed
-        ]
-        if entry.error and not entry.ready:
+        failures = [f"version {v} of {name!r} {r}" for v, r in sorted(entry.failed.items())]
+        if entry.error:  # nothing served, or a config that could not be read
             raise ModelControlError(f"failed to load {name!r}: {entry.error}")
         if failures:
             serving = ", ".join(map(str, sorted(entry.ready)))
@@ -274,6 +311,7 @@ class ModelRepository:
                 hint="remove the model's directory, or run the server with --model-control-mode explicit",
             )
         with self._control_lock:
+            self._wanted.discard(name)
             if name not in self.models:
                 if (self.root / name).is_dir():
                     return  # not loaded: nothing to do, as Triton answers
@@ -304,8 +342,8 @@ class ModelRepository:
             else:
                 versions = sorted(set(entry.ready) | set(entry.unavailable))
                 for version in versions:
-                    if version in entry.ready:
-                        rows.append(IndexEntry(name, str(version), "READY"))
+                    if version in entry.ready:  # the reason: why a reload failed, the old load serving
+                        rows.append(IndexEntry(name, str(version), "READY", entry.failed.get(version, "")))
                     else:
                         rows.append(IndexEntry(name, str(version), "UNAVAILABLE", entry.unavailable[version]))
                 if not versions:
@@ -324,7 +362,7 @@ class ModelRepository:
             config, text = override, override.text
         elif not config_path.is_file():
             # Taken away on purpose (publishes replace it by rename, never remove it): unload.
-            return ModelEntry(name, None, error=f"{config_path} does not exist")
+            return ModelEntry(name, None, error=f"{name}/config.pbtxt does not exist")
         else:
             try:
                 text = config_path.read_text()
@@ -332,7 +370,10 @@ class ModelRepository:
             except (InvalidInput, OSError, UnicodeDecodeError) as exc:
                 # A bad edit: what was served goes on being served, and the error says why nothing new is.
                 return ModelEntry(
-                    name, previous.config if previous else None, kept, error=f"{config_path}: {exc}"
+                    name,
+                    previous.config if previous else None,
+                    kept,
+                    error=f"{name}/config.pbtxt: {exc.strerror if isinstance(exc, OSError) else exc}",
                 )
         problem = _config_problem(name, config)
         if problem:
@@ -352,7 +393,7 @@ class ModelRepository:
         for version in config.policy_versions:
             if version not in on_disk:
                 entry.unavailable[version] = (
-                    f"the version policy names it but {model_dir / str(version)} does not exist"
+                    f"the version policy names it but its folder {name}/{version} does not exist"
                 )
         config_digest = hashlib.sha256(text.encode()).hexdigest()
         for version in selected:
@@ -364,18 +405,17 @@ class ModelRepository:
                 continue
             failed = self._failed.get((name, version))
             if failed is not None and failed[0] == fingerprint:
-                entry.unavailable[version] = failed[1]
-                entry.failed.add(version)
+                entry.unavailable[version] = entry.failed[version] = failed[1]
                 continue
             try:
                 entry.ready[version] = self._load_version(name, config, version, version_dir, fingerprint)
                 self._failed.pop((name, version), None)
                 log.info("loaded %s version %d", name, version)
             except LoadFailure as exc:
-                reason = f"failed to load: {exc}"
+                # Paths under the repository are shown from its root: errors do not disclose the server's.
+                reason = "failed to load: " + str(exc).replace(f"{self.root}{os.sep}", "")
                 self._failed[(name, version)] = (fingerprint, reason)
-                entry.unavailable[version] = reason
-                entry.failed.add(version)
+                entry.unavailable[version] = entry.failed[version] = reason
                 log.warning("version %d of %r %s", version, name, reason)
         if entry.failed:
             # Keep serving what was served while the newer versions fail, if it is still on disk.
@@ -387,7 +427,7 @@ class ModelRepository:
             reasons = "; ".join(
                 f"version {v} {r}" for v, r in sorted(entry.unavailable.items(), reverse=True)
             )
-            entry.error = f"no version is ready ({reasons or f'no version folders in {model_dir}'})"
+            entry.error = f"no version is ready ({reasons or f'no version folders in {name}/'})"
         return entry
 
     def _load_version(

@@ -2,7 +2,8 @@
 
 ``InferenceServer`` starts them all in background threads (``start``/``stop``, for tests and
 embedding); ``run_server`` runs them until SIGINT or SIGTERM. The flags mirror Triton's:
-``--model-control-mode poll|explicit``, ``--load-model``, ``--repository-poll-secs``.
+``--model-control-mode poll|explicit``, ``--load-model``, ``--repository-poll-secs``,
+``--http-max-input-size``; ``--grpc-max-message-size`` bounds gRPC messages the same way.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 
 from cvcycle.errors import InvalidInput
 from cvcycle.serve.app import create_http_app
+from cvcycle.serve.protocol import MAX_INPUT_BYTES
 from cvcycle.serve.repository import ModelRepository
 from cvcycle.serve.statistics import StatisticsBook, TritonMetrics
 
@@ -45,6 +47,8 @@ class ServerOptions:
     load_models: list[str] = field(default_factory=list)
     poll_interval: float = 2.0
     session_threads: int = 0  # ONNX Runtime intra-op threads per instance (0: CPUs / instances)
+    http_max_input_size: int = MAX_INPUT_BYTES  # the largest HTTP body, before and after decompression
+    grpc_max_message_size: int = MAX_INPUT_BYTES  # the largest gRPC message, received or sent
 
 
 class InferenceServer:
@@ -63,7 +67,7 @@ class InferenceServer:
             raise InvalidInput(
                 "--load-model needs --model-control-mode explicit (in poll mode every model is loaded)"
             )
-        self.app = create_http_app(self.repository)
+        self.app = create_http_app(self.repository, options.http_max_input_size)
         self.metrics_registry = CollectorRegistry()
         self.metrics_registry.register(TritonMetrics(self.statistics))
         self._uvicorn: Any = None
@@ -88,7 +92,9 @@ class InferenceServer:
         if options.grpc_port is not None:
             from cvcycle.serve.grpc_service import GrpcServer  # deferred: needs tritonclient[grpc]
 
-            self._grpc = GrpcServer(self.repository, options.host, options.grpc_port)
+            self._grpc = GrpcServer(
+                self.repository, options.host, options.grpc_port, options.grpc_max_message_size
+            )
             self._grpc.start()
         if options.http_port is not None:
             self._start_http(options.host, options.http_port)
