@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
 import typer
 from sqlalchemy import select
 from typer.testing import CliRunner
@@ -137,3 +138,28 @@ def _frame_boxes(db: Database, frame_id: int) -> list[tuple[Any, ...]]:
             )
         ).all()
     return sorted(tuple(r) for r in rows)
+
+
+HOSTILE = "[red]x[/red]\x1b[2J"
+SHOWN = "[red]x[/red]\\x1b[2J"  # the markup as text, the ESC made visible
+
+
+def test_lists_print_untrusted_text_literally(
+    home: Path, tmp_path: Path, db: Database, medium: IngestResult, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "200")  # table cells unwrapped
+    cv("init")
+    event = {"id": "e", "source": HOSTILE, "time": "2026-11-25T10:00:00Z", "model": "detector@1",
+             "detections": [{"cls": HOSTILE, "score": 0.9, "box": [4, 5, 20, 30]}],
+             "frame": {"media_sha256": medium.sha256, "index": 0}}  # fmt: skip
+    feed = tmp_path / "events.jsonl"
+    feed.write_text(json.dumps(event) + "\n")
+    cv("events", "push", str(feed))
+    assert [e["source"] for e in cvj("events", "list")] == [HOSTILE]  # --json keeps the value as it is
+    listed = cv("events", "list")
+    assert "\x1b" not in listed
+    assert listed.count(SHOWN) == 2  # the source and the class
+
+    create_task(db, "prod", frame_id=medium.frame_ids[0], annotators=[HOSTILE])
+    tasks = cv("tasks", "list")
+    assert "\x1b" not in tasks and SHOWN in tasks
