@@ -7,12 +7,13 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
 import typer
 from sqlalchemy import select
 from typer.testing import CliRunner
 
 from cvcycle.annotate.tasks import create_task
-from cvcycle.cli import feedback, setup
+from cvcycle.cli import common, feedback, setup
 from cvcycle.data.ingest import IngestResult
 from cvcycle.db import Database
 from cvcycle.db.models import Label
@@ -160,3 +161,30 @@ def test_push_of_hostile_lines_reports_each_without_a_traceback(
     assert "kept 1 events" in result.stdout and "Traceback" not in result.output
     for line in range(2, 7):
         assert f"line {line}: " in result.output
+
+
+HOSTILE = "[red]x[/red]\x1b[2J"
+SHOWN = "[red]x[/red]\\x1b[2J"  # the markup as text, the ESC made visible
+
+
+def test_lists_print_untrusted_text_literally(
+    home: Path, tmp_path: Path, db: Database, medium: IngestResult, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Table cells unwrapped. The console is made once, on import, so its width is set here rather
+    # than through COLUMNS (which it reads only when made, if other tests made it first).
+    monkeypatch.setattr(common.console, "_width", 200)
+    cv("init")
+    event = {"id": "e", "source": HOSTILE, "time": "2026-11-25T10:00:00Z", "model": "detector@1",
+             "detections": [{"cls": HOSTILE, "score": 0.9, "box": [4, 5, 20, 30]}],
+             "frame": {"media_sha256": medium.sha256, "index": 0}}  # fmt: skip
+    feed = tmp_path / "events.jsonl"
+    feed.write_text(json.dumps(event) + "\n")
+    cv("events", "push", str(feed))
+    assert [e["source"] for e in cvj("events", "list")] == [HOSTILE]  # --json keeps the value as it is
+    listed = cv("events", "list")
+    assert "\x1b" not in listed
+    assert listed.count(SHOWN) == 2  # the source and the class
+
+    create_task(db, "prod", frame_id=medium.frame_ids[0], annotators=[HOSTILE])
+    tasks = cv("tasks", "list")
+    assert "\x1b" not in tasks and SHOWN in tasks

@@ -1,8 +1,10 @@
-"""What every command shares: opening the services, rendering JSON, errors as one line, progress."""
+"""What every command shares: opening the services, rendering JSON, errors as one line, progress,
+and :func:`plain`, the one way untrusted text reaches the terminal."""
 
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -37,6 +39,27 @@ R = TypeVar("R")
 
 JsonOption = typer.Option(False, "--json", help="Print the result as JSON.")
 
+# C0 and C1 control characters, DEL, and the Unicode controls that reorder or hide text (bidi
+# embeddings, overrides and isolates): printed raw they move the cursor, clear the screen, set the
+# title or make text read differently from what it is.
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def _visible(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def plain(value: object) -> str:
+    """``value`` as text safe to print with Rich: markup shown literally, control characters as escapes.
+
+    Every value that comes from data (event sources, class names, comments, people's names,
+    dataset, slice and file names, messages quoting them) goes through it on its way into a table
+    cell or a printed line; ``--json`` output needs nothing (JSON escapes control characters).
+    ``"[red]x[/red]\\x1b[2J"`` prints as ``[red]x[/red]\\x1b[2J``.
+    """
+    return escape(_UNSAFE.sub(_visible, str(value)))
+
 
 def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
     """Turn a CvcycleError into one line on stderr (plus a hint) and exit code 2."""
@@ -46,9 +69,9 @@ def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
         try:
             return func(*args, **kwargs)
         except CvcycleError as exc:
-            err_console.print(f"[bold red]error:[/] {escape(exc.message)}", highlight=False, soft_wrap=True)
+            err_console.print(f"[bold red]error:[/] {plain(exc.message)}", highlight=False, soft_wrap=True)
             if exc.hint:
-                err_console.print(f"[dim]hint: {escape(exc.hint)}[/]", highlight=False, soft_wrap=True)
+                err_console.print(f"[dim]hint: {plain(exc.hint)}[/]", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
 
     return wrapper

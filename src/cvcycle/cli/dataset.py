@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from cvcycle.cli.common import JsonOption, console, database, handle_errors, print_json
+from cvcycle.cli.common import JsonOption, console, database, handle_errors, plain, print_json
 from cvcycle.data.catalog import slices_with_counts
 from cvcycle.data.manifest import materialize_manifest
 from cvcycle.data.selection import resolve_selection
@@ -34,7 +34,7 @@ def commit(
         return
     change = info.stats["change"]
     console.print(
-        f"{format_ref(name, info.version)}: +{change['frames']['added']} frames, "
+        f"{plain(format_ref(name, info.version))}: +{change['frames']['added']} frames, "
         f"+{sum(change['labels']['added'].values())} -{sum(change['labels']['removed'].values())} boxes, "
         f"+{sum(change['segments']['added'].values())} segments",
         highlight=False,
@@ -58,7 +58,7 @@ def log(name: str = typer.Argument(..., help="Dataset name."), as_json: bool = J
             str(totals["frames"]),
             str(totals["labels"]),
             str(totals["segments"]),
-            v.message,
+            plain(v.message),
         )
     console.print(table)
 
@@ -80,11 +80,11 @@ def show(
     where = f"{data.dataset} (working copy)"
     if data.version:
         where = format_ref(data.dataset, data.version)
-    console.print(f"{where}  slice={data.slice.name}", highlight=False)
-    console.print(f"frames {data.frames}  media {data.media}  splits {data.splits}", highlight=False)
+    console.print(f"{plain(where)}  slice={plain(data.slice.name)}", highlight=False)
+    console.print(f"frames {data.frames}  media {data.media}  splits {plain(data.splits)}", highlight=False)
     for kind, counts in (("labels", data.labels), ("segments", data.segments)):
         per_class = ", ".join(f"{k}={v}" for k, v in counts.per_class.items()) or "-"
-        console.print(f"{kind} {counts.total}: {per_class}", highlight=False)
+        console.print(f"{kind} {counts.total}: {plain(per_class)}", highlight=False)
 
 
 @handle_errors
@@ -100,7 +100,7 @@ def diff(
     if as_json:
         print_json(data)
         return
-    console.print(f"{name} {old} -> {new}", highlight=False)
+    console.print(f"{plain(name)} {plain(old)} -> {plain(new)}", highlight=False)
     for kind in ("frames", "labels", "segments", "tags"):
         part: RowsDiff | KeyedRowsDiff = getattr(data, kind)
         changed = f" ~{part.changed.count}" if isinstance(part, KeyedRowsDiff) else ""
@@ -121,7 +121,7 @@ def slices(
     table = Table("slice", "kind", "definition", "frames")
     for row in rows:
         definition = row.filter or (f"{row.frames} listed frames" if row.frames is not None else "")
-        table.add_row(row.name, row.kind, definition, str(row.frame_count))
+        table.add_row(plain(row.name), row.kind, plain(definition), str(row.frame_count))
     console.print(table)
 
 
@@ -150,7 +150,10 @@ def slice_cmd(
     if as_json:
         print_json(spec.info if spec else {"deleted": slice_name})
     else:
-        console.print(f"slice {slice_name} {'deleted' if spec is None else 'saved'} in {name} (working copy)")
+        console.print(
+            plain(f"slice {slice_name} {'deleted' if spec is None else 'saved'} in {name} (working copy)"),
+            highlight=False,
+        )
 
 
 @handle_errors
@@ -167,7 +170,7 @@ def materialize(
         print_json(manifest.to_json())
         return
     state = "cached" if manifest.cached else "written"
-    console.print(f"{manifest.path} ({state}): {manifest.frames} frames, {manifest.boxes} boxes")
+    console.print(f"{plain(manifest.path)} ({state}): {manifest.frames} frames, {manifest.boxes} boxes")
 
 
 def register(app: typer.Typer) -> None:

@@ -5,12 +5,20 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from cvcycle.annotate.records import TASK_STATUSES
 from cvcycle.annotate.tasks import complete_task, list_tasks, reopen_task
-from cvcycle.cli.common import JsonOption, console, database, err_console, handle_errors, print_json, store
+from cvcycle.cli.common import (
+    JsonOption,
+    console,
+    database,
+    err_console,
+    handle_errors,
+    plain,
+    print_json,
+    store,
+)
 from cvcycle.feedback.events import list_events, push_events
 from cvcycle.feedback.reports import (
     DEFAULT_DATASET,
@@ -40,7 +48,7 @@ def push(
         console.print(f"kept {result.kept} events, {result.duplicates} already known", highlight=False)
         for error in result.errors:
             # A reason quotes the line, which may hold markup ("[/]") or escape codes.
-            err_console.print(f"[red]{escape(str(error))}[/]", highlight=False)
+            err_console.print(f"[red]{plain(error)}[/]", highlight=False)
     if not result.ok:
         raise typer.Exit(2)
 
@@ -63,9 +71,9 @@ def events_list(
         table.add_row(
             str(e.id),
             e.time.strftime("%Y-%m-%d %H:%M:%S"),
-            e.source,
-            e.model,
-            ", ".join(d["cls"] for d in e.detections) or "-",
+            plain(e.source),
+            plain(e.model),
+            plain(", ".join(str(d["cls"]) for d in e.detections) or "-"),
             image,
         )
     console.print(table)
@@ -87,7 +95,7 @@ def sample(
         return
     table = Table("event", "source", "time", "image")
     for p in picked:
-        table.add_row(str(p.event_id), p.source, p.time.isoformat(), p.image_key)
+        table.add_row(str(p.event_id), plain(p.source), p.time.isoformat(), plain(p.image_key))
     console.print(table)
     console.print(f"{len(picked)} frames sampled for review", highlight=False)
 
@@ -110,11 +118,11 @@ def tasks_list(
         table.add_row(
             str(t.id),
             t.status,
-            t.dataset,
+            plain(t.dataset),
             str(t.frame_id),
             ",".join(map(str, t.event_ids)),
-            ",".join(t.report_types),
-            t.assignee or "",
+            plain(",".join(t.report_types)),
+            plain(t.assignee or ""),
         )
     console.print(table)
 
@@ -138,7 +146,7 @@ def tasks_done(
         return
     result = record.result or {}
     console.print(
-        f"task {record.id} done: {len(result.get('keys', []))} boxes written to {record.dataset} "
+        f"task {record.id} done: {len(result.get('keys', []))} boxes written to {plain(record.dataset)} "
         f"(frame {record.frame_id}, {result.get('replaced', 0)} replaced, "
         f"{result.get('kept', 0)} kept as they were)",
         highlight=False,
@@ -157,7 +165,7 @@ def tasks_reopen(
         print_json(record)
         return
     console.print(
-        f"task {record.id} reopened on frame {record.frame_id} of {record.dataset} "
+        f"task {record.id} reopened on frame {record.frame_id} of {plain(record.dataset)} "
         f"(revision {record.base_revision or '-'})",
         highlight=False,
     )
@@ -188,7 +196,7 @@ def report(
     if as_json:
         print_json(record)
         return
-    task = f", task {record.task_id} in {record.dataset}" if record.task_id is not None else ""
+    task = f", task {record.task_id} in {plain(record.dataset)}" if record.task_id is not None else ""
     console.print(f"report {record.id}: {record.type} on event {event_id}{task}", highlight=False)
 
 
@@ -207,7 +215,7 @@ def stats(
         return
     # Two lines a group rather than a table: eleven columns do not fit an 80-column terminal.
     for r in rows:
-        group = "  ".join(v for v in (r.model, r.source, r.day) if v) or "all events"
+        group = plain("  ".join(v for v in (r.model, r.source, r.day) if v) or "all events")
         console.print(f"[bold]{group}[/]", highlight=False)
         console.print(
             f"  events {r.events}  frames reviewed {r.frames_reviewed}  "

@@ -13,6 +13,7 @@ from cvcycle.cli.common import (
     err_console,
     file_progress,
     handle_errors,
+    plain,
     print_json,
     store,
 )
@@ -52,9 +53,10 @@ def ingest(
     else:
         for r in results:
             if r.status == "failed":
-                err_console.print(f"[red]failed[/]  {r.error}", highlight=False)
+                err_console.print(f"[red]failed[/]  {plain(r.error)}", highlight=False)
             else:
-                console.print(f"{r.status:9} {r.path}  {r.frames} frames  split={r.split}", highlight=False)
+                line = f"{r.status:9} {r.path}  {r.frames} frames  split={r.split}"
+                console.print(plain(line), highlight=False)
     if failed:
         raise typer.Exit(2)
 
@@ -93,11 +95,16 @@ def synth(
         return
     for clip in result.clips:
         console.print(
-            f"{clip['status']:9} {clip['clip']}  {clip['frames']} frames  split={clip['split']}  "
-            f"{clip['boxes']} boxes  {clip['segments']} segments",
+            plain(
+                f"{clip['status']:9} {clip['clip']}  {clip['frames']} frames  split={clip['split']}  "
+                f"{clip['boxes']} boxes  {clip['segments']} segments"
+            ),
             highlight=False,
         )
-    console.print(f"{result.boxes} boxes and {result.segments} segments added to {dataset} (working copy)")
+    console.print(
+        f"{result.boxes} boxes and {result.segments} segments added to {plain(dataset)} (working copy)",
+        highlight=False,
+    )
 
 
 @handle_errors
@@ -114,7 +121,8 @@ def import_coco_cmd(
         return
     console.print(
         f"imported {result['images']} images ({result['frames_added']} new frames), "
-        f"{result['boxes_added']} boxes into {dataset} (working copy)"
+        f"{result['boxes_added']} boxes into {plain(dataset)} (working copy)",
+        highlight=False,
     )
 
 
@@ -136,7 +144,9 @@ def export_cmd(
     if as_json:
         print_json(result)
         return
-    console.print(f"wrote {result['images']} images and {result['annotations']} boxes to {out}")
+    console.print(
+        f"wrote {result['images']} images and {result['annotations']} boxes to {plain(out)}", highlight=False
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -9,7 +9,16 @@ from __future__ import annotations
 import typer
 from rich.table import Table
 
-from cvcycle.cli.common import JsonOption, console, database, err_console, handle_errors, print_json, store
+from cvcycle.cli.common import (
+    JsonOption,
+    console,
+    database,
+    err_console,
+    handle_errors,
+    plain,
+    print_json,
+    store,
+)
 from cvcycle.refs import format_ref
 
 
@@ -31,12 +40,12 @@ def list_command(
     table = Table("version", "aliases", "adapter", "run", "classes", "artifacts", "created")
     for v in versions:
         table.add_row(
-            v.ref,
-            ", ".join(v.aliases) or "-",
-            v.adapter,
+            plain(v.ref),
+            plain(", ".join(v.aliases) or "-"),
+            plain(v.adapter),
             str(v.run_id or "-"),
-            ", ".join(v.classes),
-            ", ".join(v.artifacts),
+            plain(", ".join(v.classes)),
+            plain(", ".join(v.artifacts)),
             v.created_at.strftime("%Y-%m-%d %H:%M"),
         )
     console.print(table)
@@ -56,18 +65,21 @@ def show(
         print_json(data)
         return
     model = data.model
-    console.print(f"{model.ref}  aliases {', '.join(model.aliases) or '-'}  adapter {model.adapter}")
+    console.print(
+        plain(f"{model.ref}  aliases {', '.join(model.aliases) or '-'}  adapter {model.adapter}"),
+        highlight=False,
+    )
     run = data.run
     if run is None:
         console.print("no training run on record", highlight=False)
         return
     console.print(
-        f"run {run.id} ({run.status}) on {run.dataset}  train {run.train_slice}  val {run.val_slice}",
+        plain(f"run {run.id} ({run.status}) on {run.dataset}  train {run.train_slice}  val {run.val_slice}"),
         highlight=False,
     )
     for ancestor in data.ancestors:
         made = ", ".join(ancestor.model_versions) or "no version"
-        console.print(f"  parent run {ancestor.id} on {ancestor.dataset} -> {made}", highlight=False)
+        console.print(plain(f"  parent run {ancestor.id} on {ancestor.dataset} -> {made}"), highlight=False)
 
 
 @handle_errors
@@ -86,10 +98,10 @@ def alias(
     if as_json:
         print_json(data)
     elif not data.changed:
-        console.print(f"{moved} already points at {pointed}", highlight=False)
+        console.print(plain(f"{moved} already points at {pointed}"), highlight=False)
     else:
         before = format_ref(data.model, data.previous) if data.previous else "nothing"
-        console.print(f"{moved} -> {pointed} (was {before})", highlight=False)
+        console.print(plain(f"{moved} -> {pointed} (was {before})"), highlight=False)
 
 
 @handle_errors
@@ -133,14 +145,14 @@ def export(
         console.print(table)
         console.print(
             f"{result.model}: ONNX {result.onnx.size:,} bytes, verified on {report.samples} "
-            f"frames of {report.dataset} slice {report.slice!r} (rtol {report.rtol:g}, "
+            f"frames of {plain(report.dataset)} slice {plain(repr(report.slice))} (rtol {report.rtol:g}, "
             f"atol {report.atol:g}): {'passed' if result.passed else 'FAILED'}",
             highlight=False,
         )
     if not result.passed:
         if not as_json:
             for line in result.failures:
-                err_console.print(f"[red]verification failed:[/] {line}", highlight=False)
+                err_console.print(f"[red]verification failed:[/] {plain(line)}", highlight=False)
         raise typer.Exit(1)
 
 
