@@ -13,6 +13,7 @@ from rich.logging import RichHandler
 
 from cvcycle.cli.common import console, database, err_console, file_progress, handle_errors, print_json, store
 from cvcycle.refs import format_ref
+from cvcycle.settings import get_settings
 
 
 @handle_errors
@@ -28,6 +29,15 @@ def sync(
         None,
         "--server",
         help="The inference server to load into, e.g. http://127.0.0.1:8000 (ours or Triton).",
+    ),
+    server_key: str | None = typer.Option(
+        None,
+        "--server-key",
+        help="The key of a server that restricts model control (Triton's --http-restricted-api); "
+        "default: the one cvcycle up wrote to <home>/inference-server.key, if any.",
+    ),
+    server_key_header: str = typer.Option(
+        "admin-key", "--server-key-header", help="The header that carries --server-key."
     ),
     watch: float | None = typer.Option(
         None, "--watch", min=0.01, help="Keep following the alias, checking every this many seconds."
@@ -49,9 +59,15 @@ def sync(
     """
     from cvcycle.registry.sync import SyncReport, sync_alias, watch_alias
 
+    if server and server_key is None:
+        from cvcycle.cli.up import server_key_file
+
+        key_file = server_key_file(get_settings().home)
+        server_key = key_file.read_text().strip() if key_file.is_file() else None
     options: dict[str, Any] = {
         "models": models,
         "server": server,
+        "server_key": (server_key_header, server_key) if server_key else None,
         "max_batch_size": max_batch_size,
         "load_timeout": load_timeout,
     }

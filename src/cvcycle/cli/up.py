@@ -5,12 +5,19 @@ cvcycle.serve`` in a child process, as it would on a serving box. ``up`` checks 
 before starting anything, reports "up" only once the inference server answers, and stops the child
 on any exit: SIGINT and SIGTERM are a clean shutdown (the child is terminated, waited for and killed
 after a timeout); on Linux the child also gets SIGTERM should this process die unannounced.
+
+Model control (the repository index, load, unload) on that server is restricted, as Triton
+restricts it: each start makes a random key, passes it with ``--http-restricted-api`` and
+``--grpc-restricted-protocol`` and writes it, readable by its owner only, to
+``<home>/inference-server.key``, where ``cvcycle sync`` on the same home finds it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -31,6 +38,28 @@ from cvcycle.settings import get_settings
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 START_TIMEOUT_S = 300.0
 STOP_TIMEOUT_S = 10.0
+
+
+#: Where ``up`` leaves its inference server's model-control key, in the home.
+SERVER_KEY_FILE = "inference-server.key"
+
+
+def server_key_file(home: Path) -> Path:
+    return home / SERVER_KEY_FILE
+
+
+def _new_server_key(home: Path) -> list[str]:
+    """A fresh key, written to the home for ``cvcycle sync``; the server flags that require it."""
+    from cvcycle.serve.restricted import KEY_HEADER
+
+    key = secrets.token_urlsafe(32)
+    path = server_key_file(home)
+    path.unlink(missing_ok=True)  # a new file, so that its mode is ours whatever the old one had
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as file:
+        file.write(key + "\n")
+    rule = f"model-repository:{KEY_HEADER}={key}"
+    return ["--http-restricted-api", rule, "--grpc-restricted-protocol", rule]
 
 
 class _Stopped(BaseException):
@@ -234,7 +263,8 @@ def up(
         init_home(settings)
         if serve_port:
             repository = repo or settings.model_repository_dir
-            server = _ChildServer(repository, host, serve_port, serve_args)
+            restricted = _new_server_key(settings.home)
+            server = _ChildServer(repository, host, serve_port, [*restricted, *serve_args])
             server.wait_until_up()
         url = f"http://{host}:{port}"
         console.print(
@@ -243,7 +273,10 @@ def up(
             soft_wrap=True,
         )
         if server is not None:
-            served = f"inference server: http://{host}:{serve_port} serving {repository}"
+            served = (
+                f"inference server: http://{host}:{serve_port} serving {repository} "
+                f"(model-control key in {server_key_file(settings.home)})"
+            )
             console.print(served, highlight=False, soft_wrap=True)
         console.print(f"home: {settings.home}   stop with Ctrl+C", highlight=False)
         config = uvicorn.Config(

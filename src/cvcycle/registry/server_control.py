@@ -5,7 +5,9 @@ Speaks the KServe v2 / Triton HTTP protocol with its model repository extension 
 EXPLICIT model control and ``cvcycle serve`` alike. A server that polls its repository instead
 (Triton's POLL mode refuses the load API; a server without the extension lacks it) picks new
 versions up on its own; then :meth:`InferenceServerControl.load` says so and the caller waits for
-readiness. Errors carry what the server said.
+readiness. A server that restricts model control (``--http-restricted-api
+model-repository:HEADER=VALUE``, as ``cvcycle up`` starts it) gets ``key``, (header, value), on
+every request; a refusal without it is an error naming the header. Errors carry what the server said.
 """
 
 from __future__ import annotations
@@ -28,9 +30,10 @@ POLLING_REFUSAL = "polling is enabled"
 class InferenceServerControl:
     """One inference server at ``url`` (``http://host:8000`` or ``host:8000``)."""
 
-    def __init__(self, url: str, timeout: float = 30.0) -> None:
+    def __init__(self, url: str, timeout: float = 30.0, *, key: tuple[str, str] | None = None) -> None:
         self.url = (url if "://" in url else f"http://{url}").rstrip("/")
-        self._http = httpx.Client(base_url=self.url, timeout=timeout)
+        self._http = httpx.Client(base_url=self.url, timeout=timeout, headers=dict([key]) if key else None)
+        self._key_header = key[0] if key else None
 
     def close(self) -> None:
         self._http.close()
@@ -105,12 +108,22 @@ class InferenceServerControl:
 
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
-            return self._http.request(method, path, **kwargs)
+            response = self._http.request(method, path, **kwargs)
         except httpx.TransportError as exc:
             raise ServerUnavailable(
                 f"cannot reach the inference server at {self.url}: {exc}",
                 hint="start it (cvcycle serve --repo DIR, or tritonserver) or correct --server",
             ) from exc
+        if response.status_code == 403:
+            sent = (
+                f"the key sent in header {self._key_header!r} is wrong" if self._key_header else "no key sent"
+            )
+            raise ServerUnavailable(
+                f"the server at {self.url} refused {method} {path} ({sent}): {_error_message(response)}",
+                hint="pass the server's model-control key with --server-key (and --server-key-header); "
+                "cvcycle up writes its key to <home>/inference-server.key",
+            )
+        return response
 
 
 def _error_message(response: httpx.Response) -> str:

@@ -177,12 +177,15 @@ def sync_alias(
     *,
     models: Sequence[str] = (),
     server: str | None = None,
+    server_key: tuple[str, str] | None = None,
     max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
     load_timeout: float = DEFAULT_LOAD_TIMEOUT,
     progress: Progress | None = None,
 ) -> SyncReport:
     """Make ``repo_dir`` hold (and ``server`` serve) the versions ``alias`` points at; one pass."""
-    syncer = RepositorySync(db, store, repo_dir, alias, models, server, max_batch_size, load_timeout)
+    syncer = RepositorySync(
+        db, store, repo_dir, alias, models, server, max_batch_size, load_timeout, server_key=server_key
+    )
     try:
         return syncer.run_pass(progress)
     finally:
@@ -200,6 +203,7 @@ def watch_alias(
     on_pass: Callable[[SyncReport], None] | None = None,
     models: Sequence[str] = (),
     server: str | None = None,
+    server_key: tuple[str, str] | None = None,
     max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
     load_timeout: float = DEFAULT_LOAD_TIMEOUT,
     progress: Progress | None = None,
@@ -212,7 +216,9 @@ def watch_alias(
     if interval <= 0:
         raise InvalidInput(f"the watch interval must be positive, got {interval:g} s")
     stop = stop or threading.Event()
-    syncer = RepositorySync(db, store, repo_dir, alias, models, server, max_batch_size, load_timeout)
+    syncer = RepositorySync(
+        db, store, repo_dir, alias, models, server, max_batch_size, load_timeout, server_key=server_key
+    )
     try:
         first = True
         while True:
@@ -282,6 +288,8 @@ class RepositorySync:
         server: str | None = None,
         max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
         load_timeout: float = DEFAULT_LOAD_TIMEOUT,
+        *,
+        server_key: tuple[str, str] | None = None,
     ) -> None:
         if max_batch_size < 1:
             raise InvalidInput(f"max_batch_size must be >= 1, got {max_batch_size}")
@@ -292,7 +300,7 @@ class RepositorySync:
         self.models = tuple(models)
         self.max_batch_size = max_batch_size
         self.load_timeout = load_timeout
-        self.server = InferenceServerControl(server) if server else None
+        self.server = InferenceServerControl(server, key=server_key) if server else None
         # (path, inode, size, mtime) -> sha256, so that a watch does not re-hash unchanged files.
         self._digests: dict[tuple[str, int, int, int], str] = {}
         self._configs: dict[tuple[str, str, tuple[str, ...]], str] = {}

@@ -4,13 +4,15 @@ Health, server and model metadata, model readiness, the model configuration (Tri
 ``model_configuration`` extension), inference with JSON or binary tensors, the repository index,
 load and unload (``model_repository``) and model statistics (``statistics``), so that the official
 ``tritonclient.http`` works against it unchanged. Errors are ``{"error": "..."}`` with the cause.
+Each route names its API category; a category restricted by ``--http-restricted-api`` answers 403
+without its header.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -38,6 +40,7 @@ from cvcycle.serve.protocol import (
     too_large,
 )
 from cvcycle.serve.repository import ModelRepository
+from cvcycle.serve.restricted import Restriction
 
 log = logging.getLogger("cvcycle.serve")
 
@@ -62,7 +65,21 @@ def load_config_parameter(parameters: dict[str, Any]) -> ServedConfig | None:
         return None
     if not isinstance(config, str):
         raise ProtocolError("the load parameter 'config' must be a JSON string of a ModelConfig")
-    return parse_model_config_json(config)
+    served = parse_model_config_json(config)
+    named = [("default_model_filename", served.default_model_filename)]
+    named += [(f"cc_model_filenames[{cc!r}]", name) for cc, name in served.cc_model_filenames.items()]
+    for field, name in named:  # refused before any file is looked at: no probe of what exists
+        if not is_plain_file_name(name):
+            raise ProtocolError(
+                f"the load parameter 'config': {field} must be a plain file name inside the version "
+                "folder (no '/', '\\', '..' or absolute path)"
+            )
+    return served
+
+
+def is_plain_file_name(name: str) -> bool:
+    """True for a file name with no directory part: it can only name a file in the folder it is read in."""
+    return bool(name) and name not in (".", "..") and not any(c in name for c in "/\\\0:")
 
 
 def statistics_of(repository: ModelRepository, model: str | None, version: str | None) -> dict[str, Any]:
@@ -133,13 +150,30 @@ def _infer_route(path: str) -> tuple[str, str | None] | None:
     return None
 
 
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def guarded(handler: Handler, restriction: Restriction | None) -> Handler:
+    """``handler`` behind its category's key; ``handler`` itself where the category is open."""
+    if restriction is None:
+        return handler
+
+    async def check_then_answer(request: Request) -> Response:
+        restriction.check(request.headers.get(restriction.header))
+        return await handler(request)
+
+    return check_then_answer
+
+
 class InferenceApp(Starlette):
     """Starlette, with inference requests answered without the router and middleware around it.
 
     Inference is the route under load, and on a small model the layers around a handler cost as
     much as the handler; the answers and errors are those of the routes (the same handler, the same
-    error bodies).
+    error bodies, the same ``inference`` restriction).
     """
+
+    inference_restriction: Restriction | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST":
@@ -147,7 +181,10 @@ class InferenceApp(Starlette):
             if target is not None:
                 scope["app"] = self
                 request = Request(scope, receive)
+                restriction = self.inference_restriction
                 try:
+                    if restriction is not None:
+                        restriction.check(request.headers.get(restriction.header))
                     response = await run_inference(request, *target)
                 except CvcycleError as exc:
                     response = JSONResponse({"error": exc.message}, status_code=exc.http_status)
@@ -161,12 +198,22 @@ class InferenceApp(Starlette):
         await super().__call__(scope, receive, send)
 
 
-def create_http_app(repository: ModelRepository, max_input_size: int = MAX_INPUT_BYTES) -> Starlette:
+def create_http_app(
+    repository: ModelRepository,
+    max_input_size: int = MAX_INPUT_BYTES,
+    *,
+    restricted: Mapping[str, Restriction] | None = None,
+) -> Starlette:
     """The routes over a repository that its owner loads, polls and closes.
 
     ``max_input_size``: the largest request body in bytes, before and after decompression
-    (Triton's ``--http-max-input-size``); a larger one gets 400.
+    (Triton's ``--http-max-input-size``); a larger one gets 400. ``restricted``: API category ->
+    the header its requests need (``--http-restricted-api``); every route names its category below.
     """
+    restricted = restricted or {}
+
+    def route(path: str, handler: Handler, category: str, methods: list[str] | None = None) -> Route:
+        return Route(path, guarded(handler, restricted.get(category)), methods=methods)
 
     def repo(request: Request) -> ModelRepository:
         return request.app.state.repository
@@ -247,23 +294,23 @@ def create_http_app(repository: ModelRepository, max_input_size: int = MAX_INPUT
     version = "/v2/models/{model}/versions/{version}"
     routes = [
         # Inference first: the router tries the routes in order, and this is the one under load.
-        Route(f"{model}/infer", run, methods=["POST"]),
-        Route(f"{version}/infer", run, methods=["POST"]),
-        Route("/v2/health/live", live),
-        Route("/v2/health/ready", ready),
-        Route("/v2", metadata_of_server),
-        Route("/v2/models/stats", stats),
-        Route(f"{model}/ready", model_ready),
-        Route(f"{version}/ready", model_ready),
-        Route(model, metadata),
-        Route(version, metadata),
-        Route(f"{model}/config", config),
-        Route(f"{version}/config", config),
-        Route(f"{model}/stats", stats),
-        Route(f"{version}/stats", stats),
-        Route("/v2/repository/index", index, methods=["POST"]),
-        Route("/v2/repository/models/{model}/load", load, methods=["POST"]),
-        Route("/v2/repository/models/{model}/unload", unload, methods=["POST"]),
+        route(f"{model}/infer", run, "inference", ["POST"]),
+        route(f"{version}/infer", run, "inference", ["POST"]),
+        route("/v2/health/live", live, "health"),
+        route("/v2/health/ready", ready, "health"),
+        route("/v2", metadata_of_server, "metadata"),
+        route("/v2/models/stats", stats, "statistics"),
+        route(f"{model}/ready", model_ready, "health"),
+        route(f"{version}/ready", model_ready, "health"),
+        route(model, metadata, "metadata"),
+        route(version, metadata, "metadata"),
+        route(f"{model}/config", config, "model-config"),
+        route(f"{version}/config", config, "model-config"),
+        route(f"{model}/stats", stats, "statistics"),
+        route(f"{version}/stats", stats, "statistics"),
+        route("/v2/repository/index", index, "model-repository", ["POST"]),
+        route("/v2/repository/models/{model}/load", load, "model-repository", ["POST"]),
+        route("/v2/repository/models/{model}/unload", unload, "model-repository", ["POST"]),
     ]
     app = InferenceApp(
         routes=routes,
@@ -275,6 +322,7 @@ def create_http_app(repository: ModelRepository, max_input_size: int = MAX_INPUT
     )
     app.state.repository = repository
     app.state.max_input_size = max_input_size
+    app.inference_restriction = restricted.get("inference")
     return app
 
 

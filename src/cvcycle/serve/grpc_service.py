@@ -6,6 +6,7 @@ as ``raw_input_contents`` or typed ``contents``; outputs go back as ``raw_output
 Triton sends them. Errors carry the same messages as over HTTP, in the status details, with the
 status code matching the HTTP status. Messages are bounded each way (``--grpc-max-message-size``,
 64 MiB by default); gRPC refuses a larger one with RESOURCE_EXHAUSTED before it is read whole.
+The categories restricted by ``--grpc-restricted-protocol`` are checked in one interceptor.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import asyncio
 import logging
 import math
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 import grpc  # type: ignore[import-untyped]
@@ -37,11 +38,13 @@ from cvcycle.serve.protocol import (
     text_array,
 )
 from cvcycle.serve.repository import ModelRepository
+from cvcycle.serve.restricted import Restriction
 
 log = logging.getLogger("cvcycle.serve")
 
 _STATUS_CODES = {
     400: grpc.StatusCode.INVALID_ARGUMENT,
+    403: grpc.StatusCode.PERMISSION_DENIED,
     404: grpc.StatusCode.NOT_FOUND,
     409: grpc.StatusCode.ALREADY_EXISTS,
     422: grpc.StatusCode.INVALID_ARGUMENT,
@@ -223,6 +226,75 @@ class InferenceService(service_pb2_grpc.GRPCInferenceServiceServicer):
         return await self._answer(context, answer)
 
 
+#: Each method of the service -> its API category (``--grpc-restricted-protocol``).
+METHOD_CATEGORIES = {
+    "ServerLive": "health",
+    "ServerReady": "health",
+    "ModelReady": "health",
+    "ServerMetadata": "metadata",
+    "ModelMetadata": "metadata",
+    "ModelInfer": "inference",
+    "ModelStreamInfer": "inference",
+    "ModelConfig": "model-config",
+    "ModelStatistics": "statistics",
+    "RepositoryIndex": "model-repository",
+    "RepositoryModelLoad": "model-repository",
+    "RepositoryModelUnload": "model-repository",
+    "SystemSharedMemoryStatus": "shared-memory",
+    "SystemSharedMemoryRegister": "shared-memory",
+    "SystemSharedMemoryUnregister": "shared-memory",
+    "CudaSharedMemoryStatus": "shared-memory",
+    "CudaSharedMemoryRegister": "shared-memory",
+    "CudaSharedMemoryUnregister": "shared-memory",
+    "TraceSetting": "trace",
+    "LogSettings": "logging",
+}
+_SERVICE = "/inference.GRPCInferenceService/"
+
+
+class RestrictedProtocols(grpc.aio.ServerInterceptor):
+    """The one check of ``--grpc-restricted-protocol``: PERMISSION_DENIED without the metadata key."""
+
+    def __init__(self, restricted: Mapping[str, Restriction]) -> None:
+        self._by_method = {
+            _SERVICE + method: restricted[category]
+            for method, category in METHOD_CATEGORIES.items()
+            if category in restricted
+        }
+
+    async def intercept_service(self, continuation: Any, details: Any) -> Any:
+        handler = await continuation(details)
+        restriction = self._by_method.get(details.method)
+        if restriction is None or handler is None:
+            return handler
+        given = next((v for k, v in details.invocation_metadata or () if k == restriction.header), None)
+        try:
+            restriction.check(given if isinstance(given, str) else None)
+        except ProtocolError as exc:
+            return _refusing(handler, exc.message)
+        return handler
+
+
+def _refusing(handler: Any, message: str) -> Any:
+    """A handler of the same kind as ``handler`` that answers PERMISSION_DENIED with ``message``."""
+
+    async def deny(request: Any, context: Any) -> Any:
+        await context.abort(grpc.StatusCode.PERMISSION_DENIED, message)
+
+    kinds = {
+        (False, False): grpc.unary_unary_rpc_method_handler,
+        (False, True): grpc.unary_stream_rpc_method_handler,
+        (True, False): grpc.stream_unary_rpc_method_handler,
+        (True, True): grpc.stream_stream_rpc_method_handler,
+    }
+    make = kinds[(bool(handler.request_streaming), bool(handler.response_streaming))]
+    return make(
+        deny,
+        request_deserializer=handler.request_deserializer,
+        response_serializer=handler.response_serializer,
+    )
+
+
 def new_event_loop() -> asyncio.AbstractEventLoop:
     """uvloop's loop where it is installed (less CPU per call than asyncio's), else asyncio's."""
     try:
@@ -236,9 +308,16 @@ class GrpcServer:
     """The gRPC service on its own event loop in a background thread."""
 
     def __init__(
-        self, repository: ModelRepository, host: str, port: int, max_message_size: int = MAX_INPUT_BYTES
+        self,
+        repository: ModelRepository,
+        host: str,
+        port: int,
+        max_message_size: int = MAX_INPUT_BYTES,
+        *,
+        restricted: Mapping[str, Restriction] | None = None,
     ) -> None:
         self.repository = repository
+        self.restricted = dict(restricted or {})
         self.max_message_size = max_message_size
         self.address = f"{host}:{port}"
         self._loop = new_event_loop()
@@ -273,7 +352,9 @@ class GrpcServer:
             ("grpc.max_receive_message_length", self.max_message_size),
         ]
         try:
-            self._server = grpc.aio.server(options=options)
+            # No interceptor at all while nothing is restricted: calls pay for none.
+            interceptors = [RestrictedProtocols(self.restricted)] if self.restricted else []
+            self._server = grpc.aio.server(options=options, interceptors=interceptors)
             service_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(
                 InferenceService(self.repository), self._server
             )

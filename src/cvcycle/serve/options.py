@@ -13,6 +13,7 @@ from pathlib import Path
 import typer
 
 from cvcycle.serve.repository import CONTROL_MODES
+from cvcycle.serve.restricted import CATEGORIES, parse_restricted
 from cvcycle.serve.server import ServerOptions, run_server
 
 _DEFAULTS = ServerOptions(repo=Path())
@@ -81,6 +82,22 @@ def serve(
         max=2**31 - 1,
         help="The largest gRPC message in bytes, received or sent; a larger one gets RESOURCE_EXHAUSTED.",
     ),
+    http_restricted_api: list[str] = typer.Option(
+        [],
+        "--http-restricted-api",
+        help=(
+            "<category>[,<category>...]:<header>=<value> (repeatable, as Triton's): HTTP requests to "
+            f"those APIs need the header, else 403. Categories: {', '.join(CATEGORIES)}."
+        ),
+    ),
+    grpc_restricted_protocol: list[str] = typer.Option(
+        [],
+        "--grpc-restricted-protocol",
+        help=(
+            "<category>[,<category>...]:<header>=<value> (repeatable, as Triton's): gRPC calls to those "
+            "APIs need the metadata key, else PERMISSION_DENIED."
+        ),
+    ),
 ) -> None:
     """Serve the repository's models until interrupted (poll mode picks up new versions)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -97,5 +114,7 @@ def serve(
             session_threads=session_threads,
             http_max_input_size=http_max_input_size,
             grpc_max_message_size=grpc_max_message_size,
+            http_restricted=parse_restricted(http_restricted_api, "--http-restricted-api"),
+            grpc_restricted=parse_restricted(grpc_restricted_protocol, "--grpc-restricted-protocol"),
         )
     )

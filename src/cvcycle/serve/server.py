@@ -3,7 +3,8 @@
 ``InferenceServer`` starts them all in background threads (``start``/``stop``, for tests and
 embedding); ``run_server`` runs them until SIGINT or SIGTERM. The flags mirror Triton's:
 ``--model-control-mode poll|explicit``, ``--load-model``, ``--repository-poll-secs``,
-``--http-max-input-size``; ``--grpc-max-message-size`` bounds gRPC messages the same way.
+``--http-max-input-size``, ``--http-restricted-api``, ``--grpc-restricted-protocol``;
+``--grpc-max-message-size`` bounds gRPC messages the same way.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from cvcycle.errors import InvalidInput
 from cvcycle.serve.app import create_http_app
 from cvcycle.serve.protocol import MAX_INPUT_BYTES
 from cvcycle.serve.repository import ModelRepository
+from cvcycle.serve.restricted import Restriction
 from cvcycle.serve.statistics import StatisticsBook, TritonMetrics
 
 log = logging.getLogger("cvcycle.serve")
@@ -49,6 +51,9 @@ class ServerOptions:
     session_threads: int = 0  # ONNX Runtime intra-op threads per instance (0: CPUs / instances)
     http_max_input_size: int = MAX_INPUT_BYTES  # the largest HTTP body, before and after decompression
     grpc_max_message_size: int = MAX_INPUT_BYTES  # the largest gRPC message, received or sent
+    # API category -> the header a request needs (--http-restricted-api, --grpc-restricted-protocol)
+    http_restricted: dict[str, Restriction] = field(default_factory=dict)
+    grpc_restricted: dict[str, Restriction] = field(default_factory=dict)
 
 
 class InferenceServer:
@@ -67,7 +72,9 @@ class InferenceServer:
             raise InvalidInput(
                 "--load-model needs --model-control-mode explicit (in poll mode every model is loaded)"
             )
-        self.app = create_http_app(self.repository, options.http_max_input_size)
+        self.app = create_http_app(
+            self.repository, options.http_max_input_size, restricted=options.http_restricted
+        )
         self.metrics_registry = CollectorRegistry()
         self.metrics_registry.register(TritonMetrics(self.statistics))
         self._uvicorn: Any = None
@@ -93,7 +100,11 @@ class InferenceServer:
             from cvcycle.serve.grpc_service import GrpcServer  # deferred: needs tritonclient[grpc]
 
             self._grpc = GrpcServer(
-                self.repository, options.host, options.grpc_port, options.grpc_max_message_size
+                self.repository,
+                options.host,
+                options.grpc_port,
+                options.grpc_max_message_size,
+                restricted=options.grpc_restricted,
             )
             self._grpc.start()
         if options.http_port is not None:
