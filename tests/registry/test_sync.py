@@ -785,3 +785,17 @@ def test_sync_from_s3_resumes_a_partial_copy(home: Home, s3_endpoint: str, tmp_p
     assert second.bytes_resumed == len(data) // 3 and second.bytes_copied == len(data) - len(data) // 3
     assert (home.repo / "detector" / "2" / "model.onnx").read_bytes() == data
     assert not staged.parent.exists()
+
+
+def test_sync_against_a_restricted_server_needs_its_key(home: Home, tmp_path: Path, serve_usage: str) -> None:
+    flags = [*_serve_flags(serve_usage, "explicit"), "--http-restricted-api", "model-repository:admin-key=k1"]
+    process = ServerProcess(home.repo, tmp_path / "serve.log", flags)
+    try:
+        with pytest.raises(ServerUnavailable, match=r"no key sent.*expecting header 'admin-key'"):
+            home.sync(server=process.url)
+        with pytest.raises(ServerUnavailable, match="header 'admin-key' is wrong"):
+            home.sync(server=process.url, server_key=("admin-key", "nope"))
+        home.sync(server=process.url, server_key=("admin-key", "k1"))
+        assert process.client.is_model_ready("detector", "1")
+    finally:
+        process.stop()
