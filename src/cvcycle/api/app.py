@@ -3,9 +3,9 @@
 Every request passes :class:`~cvcycle.api.safety.BrowserSafety` first (Host allow-list, CSRF,
 body caps, security headers). Errors from the one hierarchy in :mod:`cvcycle.errors` keep their
 HTTP status; request validation errors become 422 with the failing field named in ``error``.
-Both bodies are records declared for every route (``Problem``, ``InvalidRequest``), so ``/openapi.json`` shows them as it shows the
-records each route returns. The browser UI is static ES modules
-served from ``cvcycle/web/static``; every path that is not ``/api/...`` or a static file gets the
+Both bodies are records declared for every route (``Problem``, ``InvalidRequest``), so
+``/openapi.json`` shows them as it shows the records each route returns. The browser UI is static
+ES modules served from ``cvcycle/web/static``; every path that is not ``/api/...`` or a static file gets the
 shell ``index.html`` so the front end's router can take it.
 """
 
