@@ -192,19 +192,25 @@ class BrowserSafety:
                 return
 
         received = 0
+        over = False  # the body passed its cap while the app read it
+        started = False
 
         async def capped_receive() -> Message:
-            nonlocal received
+            nonlocal received, over
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    # Raised where the route reads its body: the app's error handler answers 413.
+                    over = True
                     raise TooLarge(f"{what} is over the limit of {limit} bytes", hint=hint)
             return message
 
         async def send_with_headers(message: Message) -> None:
+            nonlocal started
+            if over and not started:
+                return  # whatever the app made of the error, the answer is 413 (below)
             if message["type"] == "http.response.start":
+                started = True
                 headers = list(message.get("headers", []))
                 names = {key.lower() for key, _ in headers}
                 headers += [h for h in SECURITY_HEADERS if h[0] not in names]
@@ -213,4 +219,11 @@ class BrowserSafety:
                 message = {**message, "headers": headers}
             await send(message)
 
-        await self.app(scope, capped_receive, send_with_headers)
+        try:
+            await self.app(scope, capped_receive, send_with_headers)
+        except Exception:
+            if not over or started:
+                raise
+        if over and not started:
+            # FastAPI turns a failure to read a JSON body into 400: the cap's answer is 413.
+            await _refuse(send, 413, f"{what} is over the limit of {limit} bytes", hint)
