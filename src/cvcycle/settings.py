@@ -51,6 +51,16 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(
         default=64 * 1024 * 1024, ge=1, description="Largest upload the API accepts (e.g. an events file)."
     )
+    max_body_bytes: int = Field(
+        default=1024 * 1024,
+        ge=1,
+        description="Largest request body the API accepts on any route but the events upload (413 above it).",
+    )
+    allowed_hosts: str = Field(
+        default="127.0.0.1,localhost,[::1]",
+        description="Comma-separated Host names the API answers (any port unless NAME:PORT; `*` any); "
+        "others get 400. A reverse proxy's public name goes here.",
+    )
     mlflow_ui_url: str | None = Field(
         default=None, description="Where the MLflow UI runs (e.g. http://127.0.0.1:5000): runs link there."
     )

@@ -31,7 +31,7 @@ def filled_app(home: Path, **settings: object) -> Iterator[FilledApp]:
     init_home(config)
     db, store = open_database(config), open_store(config)
     sample = fill_sample_home(db, store)
-    with TestClient(create_app(config, db=db, store=store)) as client:
+    with TestClient(create_app(config, db=db, store=store), base_url="http://127.0.0.1") as client:
         yield FilledApp(client, config, db, store, sample)
     db.dispose()
 

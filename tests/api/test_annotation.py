@@ -49,7 +49,7 @@ def _home(tmp_path: Path, **settings: Any) -> Iterator[Home]:
     init_home(config)
     db, store = open_database(config), open_store(config)
     sample = fill_sample_home(db, store, events=6)
-    with TestClient(create_app(config, db=db, store=store)) as client:
+    with TestClient(create_app(config, db=db, store=store), base_url="http://127.0.0.1") as client:
         yield Home(client, sample, config)
     db.dispose()
 

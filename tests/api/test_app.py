@@ -14,7 +14,7 @@ from cvcycle.settings import Settings
 def test_health_openapi_and_shell(tmp_path: Path) -> None:
     settings = Settings(home=tmp_path / "home")
     init_home(settings)
-    client = TestClient(create_app(settings))
+    client = TestClient(create_app(settings), base_url="http://127.0.0.1")
     assert client.get("/api/health").json()["status"] == "ok"
     assert "/api/health" in client.get("/openapi.json").json()["paths"]
     assert "<main" in client.get("/tasks/7").text

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import json
+import struct
+import zlib
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,7 +18,7 @@ from cvcycle.data.ingest import IngestResult
 from cvcycle.db import Database
 from cvcycle.db.models import Event
 from cvcycle.errors import NotFound
-from cvcycle.feedback.events import EventRecord, PushResult, list_events, push_events
+from cvcycle.feedback.events import MAX_SNAPSHOT_PIXELS, EventRecord, PushResult, list_events, push_events
 from cvcycle.media import decode_jpeg
 from cvcycle.refs import format_ref
 from cvcycle.store import BlobStore
@@ -251,3 +253,26 @@ def test_hostile_lines_are_reported_and_the_good_ones_kept(
     assert all("lone surrogate" in reasons[n] for n in (10, 11, 12))
     assert "NaN" in reasons[13] and "Infinity" in reasons[14]
     assert result.kept == 2 and [e.external_id for e in _events(db)] == ["good-1", "good-2"]
+
+
+def _png_header(width: int, height: int) -> bytes:
+    """A PNG claiming ``width`` x ``height`` pixels in its header, with no pixel data."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
+    )
+
+
+def test_a_snapshot_over_the_pixel_limit_is_a_bad_line_before_decoding(
+    push: Push, event: Callable[..., dict[str, Any]], make_image: Callable[..., bytes]
+) -> None:
+    # 8000 x 6000 = 48 megapixels claimed by a file of a few dozen bytes: refused from its header.
+    huge = "data:image/png;base64," + base64.b64encode(_png_header(8000, 6000)).decode()
+    result = push([event(snapshot=huge), event(snapshot=base64.b64encode(make_image(5)).decode())])
+    assert result.kept == 1
+    (error,) = result.errors
+    assert error.line == 1 and "8000x6000" in error.reason and f"{MAX_SNAPSHOT_PIXELS:,}" in error.reason

@@ -70,7 +70,7 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> TestClient:
     # Before the app's catch-all route for the web UI's paths.
     app.add_api_route("/api/_raise/{index}", _raise)
     app.router.routes.insert(0, app.router.routes.pop())
-    return TestClient(app)
+    return TestClient(app, base_url="http://127.0.0.1")
 
 
 def _instance(cls: type[CvcycleError]) -> CvcycleError:

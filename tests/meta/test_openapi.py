@@ -37,7 +37,7 @@ def _document() -> dict[str, Any]:
         settings = Settings(home=Path(home))
         init_home(settings)
         app = create_app(settings)
-        with TestClient(app) as client:
+        with TestClient(app, base_url="http://127.0.0.1") as client:
             response = client.get("/openapi.json")
         app.state.db.dispose()
     assert response.status_code == 200

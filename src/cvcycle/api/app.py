@@ -1,10 +1,11 @@
 """The FastAPI application: services on ``app.state``, errors as ``{"error", "hint"}``, the web UI.
 
-Errors from the one hierarchy in :mod:`cvcycle.errors` keep their HTTP status; request validation
-errors become 422 with the failing field named in ``error``. Both bodies are records declared for
-every route (``Problem``, ``InvalidRequest``), so ``/openapi.json`` shows them as it shows the
-records each route returns. The browser UI is static ES modules
-served from ``cvcycle/web/static``; every path that is not ``/api/...`` or a static file gets the
+Every request passes :class:`~cvcycle.api.safety.BrowserSafety` first (Host allow-list, CSRF,
+body caps, security headers). Errors from the one hierarchy in :mod:`cvcycle.errors` keep their
+HTTP status; request validation errors become 422 with the failing field named in ``error``.
+Both bodies are records declared for every route (``Problem``, ``InvalidRequest``), so
+``/openapi.json`` shows them as it shows the records each route returns. The browser UI is static
+ES modules served from ``cvcycle/web/static``; every path that is not ``/api/...`` or a static file gets the
 shell ``index.html`` so the front end's router can take it.
 """
 
@@ -21,6 +22,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 import cvcycle
+from cvcycle.api.safety import BrowserSafety
 from cvcycle.db import Database, open_database
 from cvcycle.errors import CvcycleError
 from cvcycle.records import to_jsonable
@@ -103,6 +105,8 @@ def create_app(
     app.state.settings = settings
     app.state.db = db or open_database(settings)
     app.state.store = store or open_store(settings)
+    # Host allow-list, CSRF, body caps and security headers, for every route (cvcycle.api.safety).
+    app.add_middleware(BrowserSafety, settings=settings)
 
     @app.exception_handler(CvcycleError)
     async def _cvcycle_error(_: Request, exc: CvcycleError) -> JSONResponse:

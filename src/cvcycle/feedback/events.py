@@ -52,6 +52,8 @@ from cvcycle.store import BlobStore
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 # A snapshot string this long cannot be a path; it is base64 without further ado.
 _MAX_PATH_CHARS = 4096
+# The largest snapshot decoded (40 megapixels): a small compressed file can claim a huge image.
+MAX_SNAPSHOT_PIXELS = 40_000_000
 _QUERY_CHUNK = 500
 _INSERT_BATCH = 5_000
 
@@ -416,8 +418,13 @@ def _snapshot_jpeg(data: bytes) -> tuple[bytes, int, int]:
     """JPEG bytes of the image and its width and height; other formats are re-encoded."""
     try:
         with Image.open(io.BytesIO(data), formats=IMAGE_FORMATS) as image:
+            width, height = image.size  # from the header: checked before any pixel is decoded
+            if width * height > MAX_SNAPSHOT_PIXELS:
+                raise BadLine(
+                    f"unreadable snapshot: {width}x{height} is over the limit of "
+                    f"{MAX_SNAPSHOT_PIXELS:,} pixels"
+                )
             image.load()
-            width, height = image.size
             if image.format == "JPEG" and image.mode == "RGB":
                 return data, width, height
             return encode_image(image), width, height
